@@ -1,0 +1,25 @@
+# The main job: a SparseCut model (concat fusion, sparse U-shaped shortcuts) on the shapes data,
+# within 10 minutes on a 2-core CPU. `python train.py` applies this file when no config is given.
+# Why each stage: see the README's "The recipe".
+out_dir = "out"
+device = "cpu"
+n_train, n_val, n_test = 10000, 1000, 1000
+min_objects, max_objects = 1, 2
+question_types = ["colour", "shape", "count", "position", "texture"]
+caption_frac = 0.2
+curriculum_frac = 0.25
+# model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources)
+vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
+n_layer, n_head, n_embd = 4, 4, 128
+fusion = "concat"
+shortcut = "sparse"
+density = 2
+order = "u"
+# stage 0 (ViT alone), then frozen + cached; stage 1 merged into stage 2 (our LLM is not pretrained)
+vit_iters = 600
+freeze_vit = True
+align_iters = 0
+max_iters = 3000
+batch_size = 32
+learning_rate = 1e-3
+eval_interval = 1000

@@ -1,0 +1,152 @@
+"""
+From a dataset on disk to training batches: what train.py, evaluate.py and sample.py share.
+
+- load_dataset: the shapes data (generated when missing) or a LLaVA-format JSON, as Splits.
+- Examples: every (scene, question) pair and caption of a split, tokenized once, sampled
+  with a torch.Generator (its state is the data position a checkpoint saves).
+- stage0_targets: per-patch labels from the object masks, for ViT pretraining.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data.prompt import caption_prompt, encode_example, vqa_prompt
+from data.tokenizer import get_tokenizer
+
+
+@dataclass
+class Split:
+    images: np.ndarray      # (M, 2S, 2S, 3) uint8
+    records: list           # {"id", "qa": [{"type", "question", "answer"}], "objects"?, "caption"?}
+    masks: np.ndarray = None  # (M, 2S, 2S) uint8 object index + 1, shapes data only
+
+
+@dataclass
+class Dataset:
+    train: Split
+    val: Split
+    test: Split
+    tok: object
+
+
+def to_float(images):
+    """uint8 (B, H, W, 3) numpy -> float (B, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def load_dataset(cfg, say=print):
+    """cfg: the training config dict. 'shapes' data is generated into cfg['data_dir'] if missing."""
+    tok = get_tokenizer()
+    if cfg["data"] == "shapes":
+        from data.shapes.prepare import ensure_prepared, load_split
+        kw = dict(n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=cfg["data_seed"],
+                  min_objects=cfg["min_objects"], max_objects=cfg["max_objects"],
+                  question_types=cfg["question_types"], image_size=cfg["image_size"])
+        if ensure_prepared(cfg["data_dir"], **kw):
+            say(f"generated the shapes data in {cfg['data_dir']}")
+        splits = {}
+        for s in ("train", "val", "test"):
+            images, masks, records = load_split(cfg["data_dir"], s)
+            splits[s] = Split(images, records, masks)
+        return Dataset(splits["train"], splits["val"], splits["test"], tok)
+    from data.llava import read_llava
+    if not os.path.isfile(cfg["data"]):
+        raise ValueError(f"data={cfg['data']!r} is neither 'shapes' nor an existing LLaVA JSON file")
+    train = llava_split(read_llava(cfg["data"], cfg["image_root"], cfg["image_size"]))
+    if cfg["eval_data"]:
+        test = llava_split(read_llava(cfg["eval_data"], cfg["image_root"], cfg["image_size"]))
+    else:  # hold out a fixed, seeded share of the images (not of the questions: no image leaks)
+        perm = np.random.default_rng(cfg["data_seed"]).permutation(len(train.images))
+        n = max(1, int(len(perm) * cfg["eval_fraction"]))
+        test, train = subset(train, perm[:n]), subset(train, perm[n:])
+    return Dataset(train, test, test, tok)
+
+
+def llava_split(examples):
+    """read_llava's examples -> a Split. Own data has no question types; a question's first two
+    words ('what colour', 'how many', 'is there') stand in for one in the per-type table."""
+    images = np.stack([e["image"] for e in examples])
+    records = [{"id": e["id"], "qa": [{"type": " ".join(q.lower().split()[:2]), "question": q, "answer": a}
+                                      for q, a in e["turns"]]} for e in examples]
+    return Split(images, records)
+
+
+def subset(split, ix):
+    return Split(split.images[ix], [split.records[i] for i in ix], None if split.masks is None else split.masks[ix])
+
+
+class Examples:
+    """Every question of the given types (and the caption, if any) of a list of records, tokenized."""
+
+    def __init__(self, tok, records, question_types, caption_frac, max_text_len):
+        self.max_text_len = max_text_len
+        rows, self.scene, self.n_objects, self.is_caption = [], [], [], []
+        for i, r in enumerate(records):
+            pairs = [(vqa_prompt(q["question"]), q["answer"], False) for q in r["qa"]
+                     if question_types is None or q["type"] in question_types or "objects" not in r]
+            if caption_frac > 0 and r.get("caption"):
+                pairs.append((caption_prompt(), r["caption"], True))
+            for prompt, answer, cap in pairs:
+                rows.append(encode_example(tok, prompt, answer, max_text_len))
+                self.scene.append(i)
+                self.n_objects.append(len(r.get("objects", [])))
+                self.is_caption.append(cap)
+        if not rows:
+            raise ValueError("no training examples: check question_types against the data")
+        self.max_len = max(len(x) for x, _ in rows)
+        self.len = torch.tensor([len(x) for x, _ in rows])
+        self.idx = torch.full((len(rows), self.max_len), tok.eot_token, dtype=torch.long)  # (E, T) padded
+        self.targets = torch.full((len(rows), self.max_len), -1, dtype=torch.long)       # -1: no loss
+        for j, (x, y) in enumerate(rows):
+            self.idx[j, :len(x)], self.targets[j, :len(y)] = torch.tensor(x), torch.tensor(y)
+        self.scene = torch.tensor(self.scene)
+        self.n_objects = torch.tensor(self.n_objects)
+        self.is_caption = torch.tensor(self.is_caption)
+        # draw weights: captions make up caption_frac of the samples, questions the rest
+        n_cap = int(self.is_caption.sum())
+        w_cap = caption_frac / n_cap if n_cap else 0.0
+        w_q = (1 - caption_frac if n_cap else 1.0) / max(1, len(rows) - n_cap)
+        self.weights = torch.where(self.is_caption, w_cap, w_q)
+
+    def sample(self, batch_size, generator, one_object=False, captions_only=False):
+        """batch_size example indices, drawn with replacement (curriculum: one-object scenes first)."""
+        w = self.weights
+        if one_object and bool((self.n_objects == 1).any()):
+            w = w * (self.n_objects == 1)
+        if captions_only:
+            if not bool(self.is_caption.any()):
+                raise ValueError("a captions-only stage needs captions: set caption_frac > 0 (shapes data)")
+            w = w * self.is_caption
+        return torch.multinomial(w, batch_size, replacement=True, generator=generator)
+
+    def batch(self, ix):
+        """ix (B,) -> idx (B, T), targets (B, T), scene (B,), T trimmed to the longest example."""
+        T = int(self.len[ix].max())
+        return self.idx[ix, :T], self.targets[ix, :T], self.scene[ix]
+
+
+def stage0_targets(masks, records, n_side):
+    """Per-patch labels of the low view's n_side x n_side tokens, from the full-res masks.
+
+    Each token takes the object covering most of its pixels (background if none):
+    'shape' (0 = background, 1.. = shape), 'cell' (0 = background, 1..9 = grid cell),
+    'centre' (1 if the object's box centre falls in the token). Returns {name: (M, N) long}.
+    """
+    from data.shapes.render import SHAPES
+    M, H, _ = masks.shape
+    p = H // n_side
+    blocks = masks.reshape(M, n_side, p, n_side, p).transpose(0, 1, 3, 2, 4).reshape(M, n_side * n_side, p * p)
+    counts = np.stack([(blocks == k).sum(-1) for k in range(1, 10)], -1)     # (M, N, 9) pixels per object
+    owner = np.where(counts.max(-1) > 0, counts.argmax(-1) + 1, 0)          # (M, N) object index + 1
+    shape = np.zeros((M, n_side * n_side), dtype=np.int64)
+    cell, centre = np.zeros_like(shape), np.zeros_like(shape)
+    for i, r in enumerate(records):
+        for k, o in enumerate(r["objects"]):
+            on = owner[i] == k + 1
+            shape[i, on] = SHAPES.index(o["shape"]) + 1
+            cell[i, on] = 3 * o["row"] + o["col"] + 1
+            x0, y0, x1, y1 = o["box"]
+            centre[i, int((y0 + y1) / 2 // p) * n_side + int((x0 + x1) / 2 // p)] = 1
+    return {k: torch.from_numpy(v) for k, v in (("shape", shape), ("cell", cell), ("centre", centre))}

@@ -1,0 +1,125 @@
+"""train.py end to end on a tiny config: stages, checkpoints, exact resume, errors, own data, DDP."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--n_train=48", "--n_val=12", "--n_test=12", "--vit_n_layer=3", "--vit_n_embd=16", "--vit_n_head=2",
+        "--n_layer=2", "--n_embd=16", "--n_head=2", "--block_size=100", "--batch_size=4", "--vit_batch_size=8",
+        "--warmup_iters=2", "--eval_scenes=4", "--density=1", "--device='cpu'"]
+
+
+def train(tmp, *args, out="out", check=True, runner=None):
+    cmd = (runner or [sys.executable]) + [os.path.join(ROOT, "train.py"), os.path.join(ROOT, "config", "shapes_cpu.py")]
+    cmd += TINY + [f"--out_dir={tmp / out}", f"--data_dir={tmp / 'data'}"] + list(args)
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def losses(path):
+    with open(path) as f:
+        return [(e["stage"], e["iter"], e["loss"]) for e in map(json.loads, f)]
+
+
+def test_end_to_end_writes_checkpoint_and_results(tmp_path):
+    train(tmp_path, "--vit_iters=20", "--max_iters=20", "--eval_interval=10")
+    out = tmp_path / "out"
+    assert (out / "ckpt.pt").exists() and (out / "vit.pt").exists()
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["vqa"]) == {"overall", "colour", "shape", "count", "position", "texture"}
+    assert res["n"]["overall"] == 12 * 5 and 0.0 <= res["vqa"]["overall"] <= 1.0
+    assert res["caption_f1"] is not None
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["stage"] == "tune" and ck["iter"] == 20 and "optimizer" in ck and "sampler" in ck["rng"]
+    log = losses(out / "log.jsonl")
+    assert [i for s, i, _ in log if s == "vit"] == list(range(20))
+    assert [i for s, i, _ in log if s == "tune"] == list(range(20))
+    assert log[-1][2] < log[20][2]  # the tune loss went down
+
+
+def test_resume_gives_the_same_losses(tmp_path):
+    common = ["--vit_iters=6", "--eval_interval=5", "--lr_decay_iters=10", "--curriculum_frac=0.5"]
+    train(tmp_path, *common, "--max_iters=10", out="straight")
+    train(tmp_path, *common, "--max_iters=5", out="split")          # stops after step 5 ...
+    r = train(tmp_path, *common, "--max_iters=10", "--init_from='resume'", out="split")  # ... and goes on
+    assert "resuming tune at step 5" in r.stdout
+    assert losses(tmp_path / "straight" / "log.jsonl") == losses(tmp_path / "split" / "log.jsonl")
+
+
+def test_interrupted_checkpoint_write_keeps_the_old_one(tmp_path, monkeypatch):
+    from checkpoint import load_checkpoint, save_checkpoint
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint(path, {"iter": 1, "w": torch.ones(3)})
+
+    def crash(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"iter": 2, "w": torch.zeros(3)})
+    assert load_checkpoint(path)["iter"] == 1
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt is not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "bad.pt"))
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("--no_such_key=1", "unknown config key 'no_such_key'"),
+    ("--max_iters='ten'", "config key 'max_iters'"),
+    ("--fusion='fancy'", "unknown fusion 'fancy'"),
+    ("--shortcut='sparse' --density=9", "density=9 does not fit"),
+    ("--init_from='resume'", "has no ckpt.pt or vit.pt"),
+])
+def test_config_errors_are_one_clear_line(tmp_path, arg, message):
+    r = train(tmp_path, *arg.split(), check=False)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert message in last, r.stderr[-2000:]
+    if "unknown config key" in message:
+        assert "valid keys:" in last and "max_iters" in last
+
+
+def test_configurator_parses_literals_without_running_code():
+    from configurator import configure
+    cfg = configure({"a": 1, "b": 0.5, "c": "x", "d": [1]}, ["--a=3", "--b=2", "--c=__import__('os')", "--d=[2, 3]"])
+    assert cfg == {"a": 3, "b": 2.0, "c": "__import__('os')", "d": [2, 3]}
+
+
+def test_trains_on_own_llava_data(tmp_path):
+    """A tiny LLaVA-format dataset made here: no scene graph, so end to end without stage 0."""
+    import numpy as np
+    from data.llava import write_llava
+    rng = np.random.default_rng(0)
+    images = np.zeros((24, 40, 50, 3), dtype=np.uint8)  # any size: the reader resizes and pads
+    records = []
+    for i in range(24):
+        colour = ["red", "blue"][i % 2]
+        images[i, :, :, 0 if colour == "red" else 2] = 200 + rng.integers(0, 50)
+        records.append({"id": f"img{i}", "turns": [("what colour is the picture?", colour)]})
+    write_llava(records, images, str(tmp_path / "train.json"), str(tmp_path / "images"))
+    r = train(tmp_path, f"--data='{tmp_path / 'train.json'}'", f"--image_root='{tmp_path / 'images'}'",
+              "--vit_iters=0", "--freeze_vit=False", "--max_iters=80", "--eval_interval=80",
+              "--caption_frac=0.0", "--eval_fraction=0.25", "--learning_rate=1e-2", "--warmup_iters=5")
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["n"]["overall"] == 6
+    assert res["vqa"]["overall"] >= 0.5, r.stdout[-2000:]  # the answer is the picture's colour: 80 steps learn it
+    bad = train(tmp_path, f"--data='{tmp_path / 'train.json'}'", f"--image_root='{tmp_path / 'nope'}'",
+                "--vit_iters=0", "--freeze_vit=False", check=False)
+    assert bad.returncode != 0 and "image not found" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_torchrun_two_gloo_processes(tmp_path):
+    runner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    train(tmp_path, "--vit_iters=4", "--max_iters=4", "--eval_interval=4", runner=runner)
+    log = losses(tmp_path / "out" / "log.jsonl")
+    assert [i for s, i, _ in log if s == "tune"] == list(range(4))  # rank 0 logs, once per step
+    assert (tmp_path / "out" / "results.json").exists()

@@ -1,0 +1,367 @@
+"""
+Train a SparseCut model. One process:         python train.py [config/x.py] [--key=value ...]
+                          DDP (CPU or GPUs):  torchrun --nproc_per_node=2 train.py ...
+
+The staged recipe (see README): stage 0 pretrains the ViT alone on dense per-token targets
+from the scene graph; the ViT is then frozen and its levels cached once; the fusion and the
+LLM train on VQA (+ captions). `freeze_vit=False` trains everything end to end instead.
+"""
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from checkpoint import load_checkpoint, save_checkpoint
+from configurator import configure
+from data.batches import Examples, load_dataset, stage0_targets, to_float
+from evaluate import evaluate, format_table, measure_peak_flops
+from llm import GPTConfig
+from sparsecut import SparseCut, SparseCutConfig
+from vit import ViTConfig
+
+# -----------------------------------------------------------------------------
+# defaults; config/shapes_cpu.py (applied when no config file is given) holds the CPU recipe
+out_dir = "out"
+init_from = "scratch"   # 'scratch' | 'resume' (out_dir/ckpt.pt, or an unfinished stage 0) | path to a ckpt.pt
+vit_init = ""           # a stage-0 checkpoint (out_dir/vit.pt of another run) to reuse instead of stage 0
+eval_interval = 500     # steps between evaluations and checkpoints
+eval_scenes = 100       # val scenes per periodic evaluation (the final test uses all)
+seed = 1337
+device = "cuda" if torch.cuda.is_available() else "cpu"
+compile = False
+# data
+data = "shapes"         # 'shapes' (generated into data_dir) or a LLaVA-format JSON path
+data_dir = "data/shapes"
+data_seed = 0
+image_root = ""         # image folder of a LLaVA-format dataset
+eval_data = ""          # LLaVA JSON to test on; '' holds out eval_fraction of `data`
+eval_fraction = 0.1
+n_train, n_val, n_test = 10000, 1000, 1000
+min_objects, max_objects = 1, 2
+question_types = ["colour", "shape", "count", "position", "texture"]
+caption_frac = 0.2      # share of training samples that are captions
+curriculum_frac = 0.25  # the first share of steps sees one-object scenes only
+# model
+image_size = 64         # full resolution 2S; the ViT's views are S = image_size // 2
+patch_size = 4
+vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
+n_layer, n_head, n_embd = 4, 4, 128
+block_size = 128
+dropout = 0.0
+fusion = "concat"
+shortcut = "sparse"
+density = 2
+order = "u"
+main_level = -2
+# stage 0: ViT pretraining on per-token shape and position targets
+vit_iters = 600
+vit_batch_size = 64
+vit_lr = 2e-3
+freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
+# stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
+align_iters = 0
+max_iters = 3000
+batch_size = 32
+gradient_accumulation_steps = 1
+learning_rate = 1e-3    # LLM (and fusion unless fusion_lr is set)
+fusion_lr = 0.0         # 0 = learning_rate
+weight_decay = 0.1
+beta1, beta2 = 0.9, 0.99
+grad_clip = 1.0
+warmup_iters = 100
+lr_decay_iters = 0      # 0 = the stage's number of steps
+min_lr_ratio = 0.1
+# -----------------------------------------------------------------------------
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list)}
+argv = sys.argv[1:]
+if not any(not a.startswith("--") for a in argv):
+    argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
+try:
+    configure(config, argv)
+except ValueError as e:
+    sys.exit(f"train.py: {e}")
+globals().update(config)
+
+# DDP: one process per device; each rank trains on its own shard of the scenes
+ddp = int(os.environ.get("RANK", -1)) != -1
+rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+if ddp:
+    torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+master = rank == 0
+say = print if master else (lambda *a, **k: None)
+torch.manual_seed(seed + rank)
+device_type = "cuda" if device.startswith("cuda") else "cpu"
+autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+os.makedirs(out_dir, exist_ok=True)
+
+# data ------------------------------------------------------------------------
+ds = load_dataset(config, say)          # train/val/test images, records, tokenizer, masks
+tok = ds.tok
+train_ix = np.arange(rank, len(ds.train.images), world)   # this rank's shard
+examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
+                    block_size - (image_size // 2 // patch_size) ** 2)
+
+# model -----------------------------------------------------------------------
+model_config = SparseCutConfig(
+    vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd, dropout),
+    llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout),
+    fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order)
+model = SparseCut(model_config).to(device)
+say(model.describe())
+say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
+peak = measure_peak_flops(device, batch_size * block_size, n_embd)
+say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
+
+
+def lr_mult(it, iters):
+    """Linear warmup, then cosine down to min_lr_ratio."""
+    decay = lr_decay_iters or iters
+    if it < warmup_iters:
+        return (it + 1) / warmup_iters
+    t = min(1.0, (it - warmup_iters) / max(1, decay - warmup_iters))
+    return min_lr_ratio + 0.5 * (1 - min_lr_ratio) * (1 + math.cos(math.pi * t))
+
+
+def param_groups(modules):
+    """modules: {name: (module, lr)} -> AdamW groups; weight decay on 2-D weights only."""
+    groups = []
+    for name, (module, lr) in modules.items():
+        params = [p for p in module.parameters() if p.requires_grad]
+        groups += [{"params": [p for p in params if p.dim() >= 2], "lr": lr, "base_lr": lr,
+                    "weight_decay": weight_decay, "name": name},
+                   {"params": [p for p in params if p.dim() < 2], "lr": lr, "base_lr": lr,
+                    "weight_decay": 0.0, "name": name}]
+    return [g for g in groups if g["params"]]
+
+
+def load_or_exit(path):
+    try:
+        return load_checkpoint(path, device)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"train.py: {e}")
+
+
+def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_sample, evaluate_fn, resume=None):
+    """The training loop shared by every stage: AdamW, warmup + cosine, accumulation, clipping,
+    periodic eval + atomic checkpoint with everything needed to continue exactly."""
+    optimizer = torch.optim.AdamW(groups, betas=(beta1, beta2))
+    sampler = torch.Generator().manual_seed(seed * 1000 + rank)   # the data position
+    start, best = 0, -1.0
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        sampler.set_state(resume["rng"]["sampler"][rank])
+        torch.set_rng_state(resume["rng"]["torch"])
+        start, best = resume["iter"], resume["best"]
+    ddp_net = DDP(net) if ddp else net
+    step_fn = torch.compile(ddp_net) if compile else ddp_net
+    log = open(os.path.join(out_dir, "log.jsonl"), "a") if master else None
+    bar = tqdm(range(start, iters), desc=stage, disable=not master, initial=start, total=iters,
+               dynamic_ncols=True)
+    t0 = time.time()
+    for it in bar:
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * lr_mult(it, iters)
+        for micro in range(gradient_accumulation_steps):
+            if ddp:  # sync gradients on the last micro-step only
+                ddp_net.require_backward_grad_sync = micro == gradient_accumulation_steps - 1
+            with autocast:
+                loss = batch_loss(step_fn, sampler, it) / gradient_accumulation_steps
+            loss.backward()
+        if not torch.isfinite(loss):
+            sys.exit(f"train.py: {stage} loss is {loss.item()} at step {it}; stopped "
+                     f"(the last good checkpoint {ckpt_path} is kept). Try a lower learning rate.")
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        dt, t0 = time.time() - t0, time.time()
+        lossf = loss.item() * gradient_accumulation_steps
+        samples = bsz * gradient_accumulation_steps * world
+        mfu = 3 * flops_per_sample * samples / world / dt / peak   # fwd + bwd ~ 3x fwd
+        bar.set_postfix(loss=f"{lossf:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                        sps=f"{samples / dt:.0f}", mfu=f"{100 * mfu:.1f}%")
+        if master:
+            log.write(json.dumps({"stage": stage, "iter": it, "loss": round(lossf, 6)}) + "\n")
+        if (it + 1) % eval_interval == 0 or it + 1 == iters:
+            samplers = [sampler.get_state()]
+            if ddp:  # every rank's data position, so that a resumed DDP run continues exactly
+                samplers = [None] * world
+                torch.distributed.all_gather_object(samplers, sampler.get_state())
+            if master:
+                metric = evaluate_fn()
+                best = max(best, metric)
+                log.flush()
+                save_checkpoint(ckpt_path, {
+                    "stage": stage, "iter": it + 1, "best": best, "config": config,
+                    "model_config": asdict(model_config), "model": model.state_dict(),
+                    "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": {"sampler": samplers, "torch": torch.get_rng_state()}})
+            if ddp:
+                torch.distributed.barrier()
+            t0 = time.time()
+    if log:
+        log.close()
+
+
+# stage 0: pretrain the ViT alone --------------------------------------------------------------
+# Each low-view patch token predicts the shape of the object under it (or background), the grid
+# cell of that object and whether the object's centre is in it: "what is here, and where".
+# Measured (CALIBRATION.md): also asking for colour and texture made answers worse; a semantic
+# objective lets the deep levels lose low-level detail, which shortcuts can then restore.
+n_tok = model_config.vit.n_patches
+heads = torch.nn.ModuleDict({k: torch.nn.Linear(vit_n_embd, n) for k, n in
+                             {"shape": 5, "cell": 10, "centre": 2}.items()}).to(device)
+resume = None
+ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
+if init_from == "resume" and os.path.isfile(ckpt_path):
+    resume = load_or_exit(ckpt_path)
+elif init_from == "resume" and os.path.isfile(vit_path):
+    resume = load_or_exit(vit_path)
+elif init_from == "resume":
+    sys.exit(f"train.py: init_from='resume' but {out_dir} has no ckpt.pt or vit.pt")
+if resume is not None:
+    if resume["model_config"] != asdict(model_config):
+        sys.exit(f"train.py: the checkpoint in {out_dir} was trained with another model config; "
+                 "use the same settings or another out_dir")
+    model.load_state_dict(resume["model"])
+    heads.load_state_dict(resume["heads"])
+    say(f"resuming {resume['stage']} at step {resume['iter']}")
+elif init_from != "scratch":
+    ck = load_or_exit(init_from)
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError) as e:
+        sys.exit(f"train.py: {init_from} does not fit this model config ({str(e).splitlines()[0]})")
+    say(f"initialised from {init_from} ({ck['stage']} step {ck['iter']})")
+
+resuming_tune = resume is not None and resume["stage"] != "vit"
+if vit_init and not resuming_tune:
+    ck = load_or_exit(vit_init)
+    try:
+        model.vit.load_state_dict({k[4:]: v for k, v in ck["model"].items() if k.startswith("vit.")})
+    except RuntimeError as e:
+        sys.exit(f"train.py: vit_init={vit_init} does not fit this ViT config ({str(e).splitlines()[0]})")
+    say(f"ViT from {vit_init} (stage 0 skipped)")
+elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume is not None):
+    if ds.train.masks is None:
+        sys.exit("train.py: stage 0 needs the scene graphs of the shapes data; for your own data set "
+                 "vit_init=<a shapes run's out_dir/vit.pt> or vit_iters=0 (end to end, freeze_vit=False)")
+    n_side = model_config.vit.image_size // patch_size
+    targets0 = stage0_targets(ds.train.masks[train_ix], [ds.train.records[i] for i in train_ix], n_side)
+    val0 = stage0_targets(ds.val.masks[:500], ds.val.records[:500], n_side)
+    views0 = torch.nn.functional.avg_pool2d(to_float(ds.train.images[train_ix]), 2)    # (M, 3, S, S) low views
+    val_views0 = torch.nn.functional.avg_pool2d(to_float(ds.val.images[:500]), 2)
+
+    class Stage0(torch.nn.Module):
+        """The ViT up to the main level, with one linear head per target on every token."""
+        def __init__(self):
+            super().__init__()
+            self.vit, self.heads = model.vit, heads
+
+        def forward(self, x):
+            h = self.vit(x, depth=model.main_level + 1)[-1]                  # (B, N, Cv)
+            return {k: head(h) for k, head in self.heads.items()}            # (B, N, classes)
+
+    stage0 = Stage0()
+    for block in model.vit.blocks[model.main_level + 1:]:
+        block.requires_grad_(False)  # above the main level: never read, never trained
+
+    def stage0_loss(net, sampler, it):
+        ix = torch.randint(len(views0), (vit_batch_size,), generator=sampler)
+        out = net(views0[ix].to(device))
+        return sum(torch.nn.functional.cross_entropy(out[k].flatten(0, 1).float(),
+                                                     targets0[k][ix].flatten().to(device)) for k in out)
+
+    @torch.no_grad()
+    def stage0_eval():
+        """Per-token accuracy of each head on 500 val scenes; returns the mean."""
+        stage0.eval()
+        out = stage0(val_views0.to(device))
+        stage0.train()
+        acc = {k: (out[k].argmax(-1).cpu() == val0[k]).float().mean().item() for k in out}
+        say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
+        return sum(acc.values()) / len(acc)
+
+    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr)}), vit_iters,
+              vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
+              resume if resume is not None and resume["stage"] == "vit" else None)
+    resume = None
+
+# the frozen ViT's levels, computed once: later steps cost only the fusion and the LLM
+feats = None
+if freeze_vit:
+    model.vit.requires_grad_(False)
+    model.vit.eval()
+    with torch.no_grad():
+        feats = {b: [] for b in model.levels}
+        for i in tqdm(range(0, len(train_ix), 256), desc="cache", disable=not master):
+            f = model.encode(to_float(ds.train.images[train_ix[i:i + 256]]).to(device))
+            for b in model.levels:
+                feats[b].append(f[b].half().cpu())
+        feats = {b: torch.cat(v) for b, v in feats.items()}                # each (M, V, N, Cv)
+    say(f"cached ViT levels {model.levels}: {sum(v.numel() * 2 for v in feats.values()) / 2**20:.0f} MiB (fp16)")
+
+
+def text_loss(net, sampler, it, captions_only=False):
+    one_object = it < curriculum_frac * (lr_decay_iters or max_iters)  # a share of the schedule
+    ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only)
+    idx, tgt, scene = examples.batch(ix)
+    if feats is not None:
+        f = {b: v[scene].to(device).float() for b, v in feats.items()}
+        return net(None, idx.to(device), tgt.to(device), feats=f)[1]
+    return net(to_float(ds.train.images[train_ix[scene.numpy()]]).to(device), idx.to(device), tgt.to(device))[1]
+
+
+val_examples = Examples(tok, ds.val.records[:eval_scenes], question_types, caption_frac, examples.max_text_len)
+
+
+@torch.no_grad()
+def val_eval():
+    """val loss (teacher forcing) and greedy accuracy per type on the first eval_scenes scenes."""
+    model.eval()
+    losses = []
+    for i in range(0, len(val_examples.scene), 64):
+        idx, tgt, scene = val_examples.batch(torch.arange(i, min(i + 64, len(val_examples.scene))))
+        images = to_float(ds.val.images[scene.numpy()]).to(device)
+        losses.append(model(images, idx.to(device), tgt.to(device))[1].item())
+    model.train()
+    res = evaluate(model, tok, ds.val, question_types, device, limit=eval_scenes, captions=32)
+    f1 = "" if res["caption_f1"] is None else f" caption_f1 {res['caption_f1']:.2f}"
+    say(f"\nval loss {sum(losses) / len(losses):.3f} | " +
+        " ".join(f"{k} {v:.2f}" for k, v in res["vqa"].items()) + f1)
+    return res["vqa"]["overall"]
+
+
+flops_text = model.estimate_flops(examples.max_len)
+step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
+if align_iters and (resume is None or resume["stage"] == "align"):
+    model.llm.requires_grad_(False)   # stage 1: only the fusion learns to speak the LLM's language
+    run_stage("align", model, param_groups({"fusion": (model.fusion, fusion_lr or learning_rate)}), align_iters,
+              batch_size, lambda n, s, it: text_loss(n, s, it, captions_only=True), ckpt_path, step_flops, val_eval, resume)
+    model.llm.requires_grad_(True)
+    resume = None
+modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
+if not freeze_vit:
+    modules["vit"] = (model.vit, vit_lr)
+run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss, ckpt_path, step_flops, val_eval, resume)
+
+# final test evaluation --------------------------------------------------------------------------
+if master:
+    t0 = time.time()
+    results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results["eval_seconds"] = round(time.time() - t0, 1)
+    print(format_table(results))
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+if ddp:
+    torch.distributed.destroy_process_group()
