@@ -1,0 +1,97 @@
+"""
+Bring your own data in LLaVA's conversation format: a JSON list of records
+
+    {"id": "0001", "image": "0001.png",
+     "conversations": [{"from": "human", "value": "<image>\\nwhat colour is the circle?"},
+                       {"from": "gpt", "value": "red"}, ...more human/gpt pairs...]}
+
+plus a folder of images (paths in "image" are relative to it). Any image mode and size is
+accepted: converted to RGB, resized keeping its aspect ratio and padded to a square.
+read_llava loads every image at once (toy-sized data: simple and fast to train from).
+"""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from data.prompt import CAPTION_QUESTION
+
+PAD = (0, 0, 0)
+
+
+def load_image(path, image_size=64):
+    """Any image file -> (image_size, image_size, 3) uint8: RGB, resized to fit, padded to square."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: image not found; check the image path and image_root")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert("RGB")
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e}); re-save it as PNG or JPEG") from None
+    w, h = im.size
+    if (w, h) != (image_size, image_size):
+        scale = image_size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = Image.new("RGB", (image_size, image_size), PAD)
+        canvas.paste(im.resize((nw, nh), Image.LANCZOS), ((image_size - nw) // 2, (image_size - nh) // 2))
+        im = canvas
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def read_llava(json_path, image_root, image_size=64):
+    """LLaVA JSON -> list of {"id", "image": (S2, S2, 3) uint8, "turns": [(question, answer), ...]}.
+
+    "<image>" is removed from the questions (our model always sees the image before the text).
+    """
+    try:
+        with open(json_path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_path}: not valid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
+    examples = []
+    for k, r in enumerate(data):
+        where = f"{json_path}: record {r.get('id', k) if isinstance(r, dict) else k}"
+        if not isinstance(r, dict) or not {"id", "image", "conversations"} <= r.keys():
+            raise ValueError(f"{where}: needs the keys 'id', 'image' and 'conversations'")
+        conv = r["conversations"]
+        if not isinstance(conv, list) or not conv:
+            raise ValueError(f"{where}: empty conversation; give at least one human/gpt pair")
+        if len(conv) % 2 or any(not isinstance(t, dict) or t.get("from") != ("human", "gpt")[i % 2]
+                                or not isinstance(t.get("value"), str) for i, t in enumerate(conv)):
+            raise ValueError(f"{where}: conversations must alternate human/gpt turns with string values, starting with human")
+        turns = [(conv[i]["value"].replace("<image>", "").strip(), conv[i + 1]["value"].strip())
+                 for i in range(0, len(conv), 2)]
+        if any(not q or not a for q, a in turns):
+            raise ValueError(f"{where}: a question or an answer is empty")
+        image = load_image(os.path.join(image_root, r["image"]), image_size)
+        examples.append({"id": str(r["id"]), "image": image, "turns": turns})
+    return examples
+
+
+def write_llava(records, images, json_path, image_root):
+    """Write images as PNGs into image_root and the conversations as LLaVA JSON.
+
+    records: shapes records (their caption becomes the first turn, then the qa) or examples as
+    read_llava returns them (with "turns"); images: (N, H, W, 3) uint8, in the same order.
+    """
+    assert len(records) == len(images)
+    os.makedirs(image_root, exist_ok=True)
+    out = []
+    for r, img in zip(records, images):
+        if "turns" in r:
+            turns = r["turns"]
+        else:
+            turns = [(CAPTION_QUESTION, r["caption"])] + [(q["question"], q["answer"]) for q in r["qa"]]
+        name = f"{r['id']}.png"
+        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(os.path.join(image_root, name))
+        conv = []
+        for i, (q, a) in enumerate(turns):
+            conv += [{"from": "human", "value": ("<image>\n" if i == 0 else "") + q}, {"from": "gpt", "value": a}]
+        out.append({"id": r["id"], "image": name, "conversations": conv})
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=1)
+

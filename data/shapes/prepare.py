@@ -1,0 +1,145 @@
+"""
+Generate the shapes dataset: train/val/test splits of rendered scenes with captions and VQA.
+
+$ python data/shapes/prepare.py                      # 20k/1k/1k scenes into data/shapes/
+$ python data/shapes/prepare.py --max_objects=2 --question_types=colour,shape,count,position,texture
+$ python data/shapes/prepare.py --preview=data/preview.png   # only draw a few val scenes
+
+Writes into out_dir: {split}_images.npy uint8 (N, H, W, 3), {split}_masks.npy uint8 (N, H, W)
+(object index + 1 per pixel, 0 = background), {split}.jsonl (one scene per line: id, objects,
+caption, qa) and meta.json (the settings, so callers can tell whether the files are stale).
+"""
+import json
+import os
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data.shapes import render as R
+
+SPLITS = ["train", "val", "test"]
+# Each split owns a fixed slice of the scene-hash space, so no scene can be in two splits and
+# each split is still generated on its own (changing n_train leaves val and test unchanged).
+HASH_BUCKETS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}
+
+
+def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
+    """n scenes of one split: images (n, H, W, 3) uint8, masks (n, H, W) uint8, records list[dict]."""
+    if not 1 <= min_objects <= max_objects <= 9:
+        raise ValueError(f"need 1 <= min_objects <= max_objects <= 9 (one object per grid cell), got {min_objects}, {max_objects}")
+    if image_size % 2 or image_size < 48:
+        raise ValueError(f"image_size must be even and >= 48 (the low view is image_size/2), got {image_size}")
+    if isinstance(question_types, str):
+        raise ValueError(f"question_types must be a list of types, got the string {question_types!r}")
+    bad = [t for t in question_types or [] if t not in R.QUESTION_TYPES]
+    if bad:
+        raise ValueError(f"unknown question types {bad}; valid: {R.QUESTION_TYPES}")
+    rng = np.random.default_rng([seed, SPLITS.index(split)])  # one stream per split
+    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    masks = np.empty((n, image_size, image_size), dtype=np.uint8)
+    records = []
+    while len(records) < n:
+        objects = R.sample_scene(rng, min_objects, max_objects, image_size)
+        if int(R.scene_hash(objects)[:8], 16) % 10 not in HASH_BUCKETS[split]:
+            continue  # this scene belongs to another split
+        i = len(records)
+        images[i], masks[i] = R.render(objects, image_size)
+        records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": R.caption(objects),
+                        "qa": R.questions(objects, rng, question_types)})
+    return images, masks, records
+
+
+def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=0,
+            min_objects=1, max_objects=4, question_types=None, image_size=64):
+    """Generate all three splits into out_dir (see the module docstring for the files)."""
+    os.makedirs(out_dir, exist_ok=True)
+    meta = settings(n_train, n_val, n_test, seed, min_objects, max_objects, question_types, image_size)
+    for split, n in zip(SPLITS, (n_train, n_val, n_test)):
+        images, masks, records = make_split(split, n, seed, min_objects, max_objects, question_types, image_size)
+        np.save(os.path.join(out_dir, f"{split}_images.npy"), images)
+        np.save(os.path.join(out_dir, f"{split}_masks.npy"), masks)
+        with open(os.path.join(out_dir, f"{split}.jsonl"), "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:  # written last: its presence means complete
+        json.dump(meta, f, indent=1)
+
+
+def settings(n_train=20000, n_val=1000, n_test=1000, seed=0, min_objects=1, max_objects=4,
+             question_types=None, image_size=64):
+    return {"version": R.VERSION, "n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": seed,
+            "min_objects": min_objects, "max_objects": max_objects,
+            "question_types": list(question_types or R.QUESTION_TYPES), "image_size": image_size}
+
+
+def ensure_prepared(out_dir="data/shapes", **kwargs):
+    """prepare() unless out_dir already holds data made with these settings. Returns True if it generated."""
+    try:
+        with open(os.path.join(out_dir, "meta.json")) as f:
+            if json.load(f) == settings(**kwargs):
+                return False
+    except FileNotFoundError:
+        pass
+    prepare(out_dir, **kwargs)
+    return True
+
+
+def load_split(out_dir, split):
+    """images (N, H, W, 3) uint8, masks (N, H, W) uint8, records list[dict] of one split."""
+    path = os.path.join(out_dir, f"{split}.jsonl")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found; run: python data/shapes/prepare.py --out_dir={out_dir}")
+    with open(path) as f:
+        records = [json.loads(line) for line in f]
+    images = np.load(os.path.join(out_dir, f"{split}_images.npy"))
+    masks = np.load(os.path.join(out_dir, f"{split}_masks.npy"))
+    assert len(images) == len(masks) == len(records)
+    return images, masks, records
+
+
+def preview(path, n=6, seed=0, min_objects=1, max_objects=4, image_size=64):
+    """A PNG grid of n val scenes: full view, low view, caption and two Q/A each."""
+    from PIL import Image, ImageDraw, ImageFont
+    images, _, records = make_split("val", n, seed, min_objects, max_objects, None, image_size)
+    zoom = 192 // image_size
+    side, text_w = image_size * zoom, 470
+    sheet = Image.new("RGB", (2 * side + text_w + 30, n * (side + 10) + 30), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=13)
+    half = image_size // 2
+    for x, label in ((10, f"full view {image_size}x{image_size}"), (side + 20, f"low view {half}x{half}"), (2 * side + 30, "caption and two Q/A")):
+        draw.text((x, 8), label, fill="black", font=font)
+    for i, (img, r) in enumerate(zip(images, records)):
+        y = 30 + i * (side + 10)
+        low = R.low_view(img).round().astype(np.uint8)
+        sheet.paste(Image.fromarray(img).resize((side, side), Image.NEAREST), (10, y))
+        sheet.paste(Image.fromarray(low).resize((side, side), Image.NEAREST), (side + 20, y))
+        lines = textwrap.wrap(r["caption"], 60)
+        qa = [q for t in ("text", "texture", "shape") for q in r["qa"] if q["type"] == t][:2]  # the fine detail first
+        lines += [f"Q: {q['question']} A: {q['answer']}" for q in qa]
+        draw.multiline_text((2 * side + 30, y + 4), "\n".join(lines), fill="black", font=font, spacing=6)
+    sheet.save(path)
+
+
+if __name__ == "__main__":
+    config = {"out_dir": "data/shapes", "n_train": 20000, "n_val": 1000, "n_test": 1000, "seed": 0,
+              "min_objects": 1, "max_objects": 4, "question_types": "", "image_size": 64, "preview": ""}
+    for arg in sys.argv[1:]:  # --key=value, nothing else
+        key, _, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or key not in config or not _:
+            sys.exit(f"bad argument {arg!r}; use --key=value with key in {list(config)}")
+        config[key] = type(config[key])(value)
+    types = config.pop("question_types")
+    types = types.split(",") if types else None  # None: all types
+    if config["preview"]:
+        preview(config["preview"], seed=config["seed"], min_objects=config["min_objects"],
+                max_objects=config["max_objects"], image_size=config["image_size"])
+        print(f"wrote {config['preview']}")
+        sys.exit()
+    config.pop("preview")
+    t0 = time.time()
+    prepare(question_types=types, **config)
+    print(f"wrote {config['n_train']}/{config['n_val']}/{config['n_test']} scenes to {config['out_dir']} in {time.time() - t0:.1f}s")

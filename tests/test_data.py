@@ -1,0 +1,208 @@
+"""Tests of data/: the shapes generator, prompt format, metrics and LLaVA reader/writer."""
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+
+from data import llava, metrics
+from data.prompt import caption_prompt, encode_example, vqa_prompt
+from data.shapes import render as R
+from data.shapes.prepare import ensure_prepared, load_split, make_split, prepare
+from data.tokenizer import get_tokenizer
+
+N = 60
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {s: make_split(s, N, seed=0) for s in ("train", "val", "test")}
+
+
+def files_digest(d):
+    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+def test_prepare_is_deterministic(tmp_path):
+    kw = dict(n_train=30, n_val=10, n_test=10)
+    prepare(tmp_path / "a", seed=0, **kw)
+    prepare(tmp_path / "b", seed=0, **kw)
+    prepare(tmp_path / "c", seed=1, **kw)
+    a, b, c = (files_digest(tmp_path / x) for x in "abc")
+    assert a == b
+    assert a["train_images.npy"] != c["train_images.npy"] and a["test.jsonl"] != c["test.jsonl"]
+    images, masks, records = load_split(tmp_path / "a", "val")
+    assert images.shape == (10, 64, 64, 3) and images.dtype == np.uint8 and masks.shape == (10, 64, 64)
+    assert all(masks[i].max() == len(r["objects"]) for i, r in enumerate(records))
+    assert not ensure_prepared(tmp_path / "a", seed=0, **kw)  # settings match: kept
+    assert ensure_prepared(tmp_path / "a", seed=0, n_train=30, n_val=10, n_test=11)  # changed: regenerated
+
+
+def test_splits_are_disjoint_by_content():
+    hashes = {}
+    for s in ("train", "val", "test"):  # one-object scenes collide often at this size without the guard
+        images, _, _ = make_split(s, 1000, seed=0, max_objects=1)
+        hashes[s] = {hashlib.sha1(img.tobytes()).hexdigest() for img in images}
+    assert not hashes["train"] & hashes["test"] and not hashes["train"] & hashes["val"] and not hashes["val"] & hashes["test"]
+
+
+def test_texture_and_digits_vanish_in_low_view(splits):
+    for images, _, records in splits.values():
+        for img, r in zip(images, records):
+            plain = [{**o, "texture": "solid"} for o in r["objects"]]
+            for o in plain:
+                o.pop("text", None)
+            solid, _ = R.render(plain)
+            assert np.array_equal(R.low_view(img), R.low_view(solid))  # exactly, not approximately
+            if any("text" in o or o["texture"] != "solid" for o in r["objects"]):
+                assert not np.array_equal(img, solid)  # ...while the full view shows the detail
+
+
+def test_masks_match_objects(splits):
+    images, masks, records = splits["train"]
+    for img, m, r in zip(images, masks, records):
+        for i, o in enumerate(r["objects"]):
+            x0, y0, x1, y1 = o["box"]
+            assert (m == i + 1).any() and not (m[:y0] == i + 1).any() and not (m[:, x1:] == i + 1).any()
+            assert x0 % 2 == 0 and y0 % 2 == 0 and (x1 - x0) % 2 == 0  # aligned to the 2x2 downsample blocks
+            assert o["position"] == R.position_name(o["row"], o["col"])
+        assert (img[m == 0] == R.BACKGROUND).all()
+
+
+def find(objects, description):
+    """Objects matching every word of a description like 'large red circle'."""
+    words = description.split()
+    return [o for o in objects if all(w in (o["size"], o["colour"], o["texture"], o["shape"]) for w in words)]
+
+
+def recompute(question, objects):
+    """The answer to a generated question, worked out from the scene graph without render.py."""
+    at = {o["position"]: o for o in objects}
+    if m := re.fullmatch(r"what (colour|shape|size|texture) is the object (?:at|in) the (.+)\?", question):
+        return at[m.group(2)][m.group(1)]
+    if m := re.fullmatch(r"what is written on the object (?:at|in) the (.+)\?", question):
+        return at[m.group(1)]["text"]
+    if question == "how many objects are there?":
+        return ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][len(objects)]
+    if m := re.fullmatch(r"where is the (.+)\?", question):
+        (o,) = find(objects, m.group(1))
+        return o["position"]
+    if m := re.fullmatch(r"is the (.+) (left of|above) the (.+)\?", question):
+        (a,), (b,) = find(objects, m.group(1)), find(objects, m.group(3))
+        return "yes" if (a["col"] < b["col"] if m.group(2) == "left of" else a["row"] < b["row"]) else "no"
+    if m := re.fullmatch(r"is there a (\w+) (\w+)\?", question):
+        return "yes" if find(objects, m.group(1) + " " + m.group(2)) else "no"
+    raise AssertionError(f"unrecognised question {question!r}")
+
+
+def test_answers_agree_with_scene_graph(splits):
+    seen = set()
+    for _, _, records in splits.values():
+        for r in records:
+            assert len({o["position"] for o in r["objects"]}) == len(r["objects"])
+            for q in r["qa"]:
+                assert recompute(q["question"], r["objects"]) == q["answer"], (r["id"], q)
+                assert 1 <= len(q["answer"].split()) <= 2
+                seen.add(q["type"])
+    assert seen == set(R.QUESTION_TYPES)
+
+
+def test_answers_are_balanced():
+    _, _, records = make_split("train", 1500, seed=0)
+    base = metrics.majority_baseline(records)
+    chance = {"colour": 1 / 6, "shape": 1 / 4, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
+              "texture": 1 / 4, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
+    for t, c in chance.items():
+        assert base[t] < c + 0.06, (t, base[t])
+
+
+def test_question_types_and_object_counts_are_options():
+    _, _, records = make_split("val", 40, seed=0, min_objects=2, max_objects=2, question_types=["count", "texture"])
+    assert all(len(r["objects"]) == 2 and [q["type"] for q in r["qa"]] == ["count", "texture"] for r in records)
+    with pytest.raises(ValueError, match="unknown question types"):
+        make_split("val", 1, question_types=["color"])
+    with pytest.raises(ValueError, match="max_objects"):
+        make_split("val", 1, max_objects=10)
+
+
+def test_caption_parser_recovers_scene(splits):
+    for _, _, records in splits.values():
+        for r in records:
+            assert metrics.caption_f1(r["caption"], r["objects"]) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    objects = next(r["objects"] for r in splits["val"][2] if len(r["objects"]) == 2)
+    other = next(c for c in R.COLOURS if c != objects[0]["colour"])
+    wrong = R.caption([{**objects[0], "colour": other}] + objects[1:])  # one wrong colour
+    n = len(metrics.caption_pairs(objects))
+    assert metrics.caption_f1(wrong, objects)["precision"] == pytest.approx((n - 1) / n)
+    assert metrics.caption_f1(R.caption(objects[:1]), objects)["recall"] < 1  # a missing object
+    assert metrics.caption_f1("", objects)["f1"] == 0
+
+
+def test_vqa_accuracy():
+    acc = metrics.vqa_accuracy([" Red", "circle", "two."], ["red", "square", "two"], ["colour", "shape", "count"])
+    assert acc == {"colour": 1.0, "shape": 0.0, "count": 1.0, "overall": pytest.approx(2 / 3)}
+
+
+def test_prompt_loss_only_on_answer():
+    tok = get_tokenizer()
+    prompt = vqa_prompt("what colour is the object at the top left?")
+    idx, targets = encode_example(tok, prompt, "red", block_size=32)
+    n_prompt = len(tok.encode_ordinary(prompt))
+    assert len(idx) == len(targets) and idx[1:] == (tok.encode_ordinary(prompt) + targets[n_prompt - 1:])[1:-1]
+    assert targets[:n_prompt - 1] == [-1] * (n_prompt - 1)
+    assert tok.decode(targets[n_prompt - 1:]) == " red<|endoftext|>"
+    assert tok.decode(idx) == prompt + " red"
+    _, targets = encode_example(tok, caption_prompt(), "a small red square at the top left", block_size=32)
+    assert targets[-1] == tok.eot_token
+    with pytest.raises(ValueError, match="block_size=8"):
+        encode_example(tok, prompt, "red", block_size=8)
+
+
+def test_llava_round_trip(tmp_path, splits):
+    images, _, records = splits["val"]
+    llava.write_llava(records[:5], images[:5], tmp_path / "data.json", tmp_path / "images")
+    examples = llava.read_llava(tmp_path / "data.json", tmp_path / "images")
+    for r, img, ex in zip(records, images, examples):
+        assert ex["id"] == r["id"] and np.array_equal(ex["image"], img)
+        assert ex["turns"] == [("describe the image.", r["caption"])] + [(q["question"], q["answer"]) for q in r["qa"]]
+    llava.write_llava(examples, images[:5], tmp_path / "again.json", tmp_path / "images")
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads((tmp_path / "data.json").read_text())
+
+
+def test_load_image_any_mode_and_size(tmp_path):
+    from PIL import Image
+    Image.new("L", (100, 50), 200).save(tmp_path / "grey.png")
+    Image.new("RGBA", (7, 9), (255, 0, 0, 128)).save(tmp_path / "rgba.png")
+    Image.new("P", (64, 64)).save(tmp_path / "p.gif")
+    grey = llava.load_image(tmp_path / "grey.png")
+    assert grey.shape == (64, 64, 3) and grey.dtype == np.uint8
+    assert (grey[32, :, 0] == 200).all() and (grey[0] == 0).all()  # resized to 64x32, padded top and bottom
+    assert llava.load_image(tmp_path / "rgba.png", image_size=32).shape == (32, 32, 3)
+    assert llava.load_image(tmp_path / "p.gif").shape == (64, 64, 3)
+
+
+def test_llava_bad_inputs_give_clear_errors(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (64, 64)).save(tmp_path / "ok.png")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    good = [{"from": "human", "value": "<image>\nwhat?"}, {"from": "gpt", "value": "red"}]
+
+    def read(*records):
+        (tmp_path / "d.json").write_text(json.dumps(list(records)))
+        return llava.read_llava(tmp_path / "d.json", tmp_path)
+
+    assert read({"id": "a", "image": "ok.png", "conversations": good})[0]["turns"] == [("what?", "red")]
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read({"id": "a", "image": "missing.png", "conversations": good})
+    with pytest.raises(ValueError, match="corrupt.png"):
+        read({"id": "a", "image": "corrupt.png", "conversations": good})
+    with pytest.raises(ValueError, match="record b: empty conversation"):
+        read({"id": "a", "image": "ok.png", "conversations": good}, {"id": "b", "image": "ok.png", "conversations": []})
+    with pytest.raises(ValueError, match="record c: conversations must alternate"):
+        read({"id": "c", "image": "ok.png", "conversations": good[:1]})
+    with pytest.raises(ValueError, match="needs the keys"):
+        read({"id": "d", "conversations": good})
+    (tmp_path / "d.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        llava.read_llava(tmp_path / "d.json", tmp_path)
