@@ -151,7 +151,9 @@ class SparseCut(nn.Module):
         c, N = self.config, self.n_image_tokens
         S = c.vit.image_size
         views = f"low view {S}x{S}" + ("" if self.n_views == 1 else f" + 4 crops {S}x{S}")
-        feeds = {b: l for b, l in self.shortcuts}
+        feeds = {}
+        for b, l in self.shortcuts:  # a block may feed several layers, the main block too
+            feeds.setdefault(b, []).append(l)
         lines = [f"SparseCut  fusion={c.fusion}  shortcut={'pairs' if c.pairs else c.shortcut}  "
                  f"order={c.order}  shortcuts={len(self.shortcuts)}",
                  f"  image {2 * S}x{2 * S} -> {views} -> ViT ({c.vit.n_layer} blocks, {N} tokens per view)",
@@ -161,9 +163,9 @@ class SparseCut(nn.Module):
         for b in reversed(range(c.vit.n_layer)):
             if b == self.main_level:
                 lines.append(f"  block {b} (main) ==fusion==> input: {N} prefix tokens")
-            elif b in feeds:
-                lines.append(f"  block {b} -------fusion---> + before layer {feeds[b]}: h[:, :{N}] += fused")
-            else:
+            for l in feeds.get(b, []):
+                lines.append(f"  block {b} -------fusion---> + before layer {l}: h[:, :{N}] += fused")
+            if b != self.main_level and b not in feeds:
                 lines.append(f"  block {b}")
         if len(self.shortcuts) > 1:
             deep_low = sorted(self.shortcuts, key=lambda p: p[1])[0][0] == max(b for b, _ in self.shortcuts)
