@@ -85,20 +85,21 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def measure_peak_flops(device, m, n, reps=20):
+def measure_peak_flops(device, m, n, seconds=0.2):
     """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
-    On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this."""
-    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
+    three timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
+    cuda = str(device).startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
     a = torch.randn(m, n, device=device, dtype=dtype)
     b = torch.randn(n, 4 * n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(5):  # best of 5: the first runs pay for warm-up, and the machine is noisy
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(reps):
+    best = 0.0
+    for _ in range(4):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
             a @ b
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * m * n * 4 * n * reps / best
+            if cuda:
+                torch.cuda.synchronize()
+            reps += 1
+        best = max(best, 2 * m * n * 4 * n * reps / (time.perf_counter() - t0))
+    return best

@@ -109,4 +109,17 @@ class ConcatFusion(nn.Module):
         return self.mlp(x)                                 # (B, N, Cl)
 
 
-FUSIONS = {"mlp": MLPProjector, "cross_attention": CrossAttentionFusion, "concat": ConcatFusion}
+class NaiveFusion(nn.Module):
+    """What one would do without fusion: all 5 views' tokens in the context, 5N tokens (B, 5N, Cl).
+    Not SparseCut: the comparison point for its cost (every LLM layer pays for 5x the image tokens)."""
+
+    def __init__(self, vit_dim, llm_dim, n_head=None):
+        super().__init__()
+        self.mlp = projector(vit_dim, llm_dim)
+
+    def forward(self, low, crops):
+        return self.mlp(torch.cat([low[:, None], crops], dim=1).flatten(1, 2))  # (B, 5N, Cl)
+
+
+FUSIONS = {"mlp": MLPProjector, "cross_attention": CrossAttentionFusion, "concat": ConcatFusion,
+           "naive": NaiveFusion}

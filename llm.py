@@ -25,6 +25,7 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    prefix_bidirectional: bool = False  # image tokens see each other (and only each other)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -41,8 +42,9 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cache=None):
-        """x: (B, T, C). cache: None, or a dict this layer extends with its keys/values."""
+    def forward(self, x, cache=None, n_prefix=0):
+        """x: (B, T, C). cache: None, or a dict this layer extends with its keys/values.
+        n_prefix > 0: the first n_prefix positions attend to each other bidirectionally."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
@@ -54,7 +56,11 @@ class CausalSelfAttention(nn.Module):
                 v = torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
         dropout = self.attn_dropout if self.training else 0.0
-        if past == 0:
+        if past == 0 and n_prefix > 0:
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            mask[:n_prefix, :n_prefix] = True                  # the image is not a sequence
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        elif past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
             # new token i (at position past+i) may see every cached position and new tokens <= i
@@ -86,8 +92,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None):
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(self, x, cache=None, n_prefix=0):
+        x = x + self.attn(self.ln_1(x), cache, n_prefix)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -149,7 +155,7 @@ class GPT(nn.Module):
             if inject and i in inject:
                 # the sparse shortcut: image positions only, text untouched, length unchanged
                 x = torch.cat([x[:, :N] + inject[i].to(x.dtype), x[:, N:]], dim=1)  # (B, N+T, C)
-            x = block(x, None if cache is None else cache[i])
+            x = block(x, None if cache is None else cache[i], N if self.config.prefix_bidirectional else 0)
         x = self.transformer.ln_f(x[:, N:])                              # (B, T, C) text only
         logits = self.lm_head(x)                                         # (B, T, V)
         loss = None

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from fusion import FUSIONS, make_views
+from fusion import FUSIONS, gather_2x2, make_views
 from llm import GPT, GPTConfig
 from vit import ViT, ViTConfig
 
-SHORTCUT_KINDS = ("none", "sparse", "dense_bottom", "dense_top")
+SHORTCUT_KINDS = ("none", "sparse", "dense_bottom", "dense_top", "deepstack")
 ORDERS = ("u", "parallel", "random")
 
 
@@ -27,11 +27,13 @@ class SparseCutConfig:
     vit: ViTConfig = field(default_factory=ViTConfig)
     llm: GPTConfig = field(default_factory=GPTConfig)
     fusion: str = "cross_attention"  # 'mlp' (LLaVA-1.5, low view only) | 'cross_attention' | 'concat'
+    #                                  | 'naive' (all 5 views in the context: 5N tokens, no shortcuts)
     main_level: int = -2             # ViT block whose fused tokens form the LLM prefix (penultimate, as LLaVA)
-    shortcut: str = "sparse"         # 'none' | 'sparse' | 'dense_bottom' | 'dense_top'
+    shortcut: str = "sparse"         # 'none' | 'sparse' | 'dense_bottom' | 'dense_top' | 'deepstack'
     density: int = 2                 # number of shortcuts (the paper's 13B model: 8)
     order: str = "u"                 # 'u' (paper's figure) | 'parallel' (authors' code) | 'random'
     pairs: list = None               # explicit [(vit_block, llm_layer), ...], overrides the pattern
+    gate: bool = False               # beyond the paper: each shortcut scaled by tanh(g), g = 0 at init
 
     def __post_init__(self):
         if isinstance(self.vit, dict):
@@ -40,6 +42,11 @@ class SparseCutConfig:
             self.llm = GPTConfig(**self.llm)
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; valid: {', '.join(FUSIONS)}")
+        if self.fusion == "naive" and (self.shortcut != "none" or self.pairs):
+            raise ValueError("fusion='naive' puts 5N image tokens in the context; shortcuts add to N image "
+                             "positions: use shortcut='none' with it")
+        if self.shortcut == "deepstack" and self.fusion != "mlp":
+            raise ValueError("shortcut='deepstack' projects single crop tokens: use it with fusion='mlp'")
         if not -self.vit.n_layer <= self.main_level < self.vit.n_layer:
             raise ValueError(f"main_level={self.main_level} is outside the ViT's {self.vit.n_layer} blocks")
         if self.pairs is not None:
@@ -74,6 +81,10 @@ def shortcut_pattern(kind, density, order, n_vit, n_llm, main_level=-2):
     if kind == "none":
         return []
     main = main_level % n_vit
+    if kind == "deepstack":  # DeepStack: the main level's 4 groups of crop tokens into layers 0..3
+        if n_llm < 4:
+            raise ValueError(f"shortcut='deepstack' needs at least 4 LLM layers, got {n_llm}")
+        return [(main, layer) for layer in range(4)]
     if not 1 <= density <= min(main, n_llm):
         raise ValueError(f"density={density} does not fit: need 1 <= density <= min({main} ViT blocks below "
                          f"the main level {main}, {n_llm} LLM layers)")
@@ -103,8 +114,10 @@ class SparseCut(nn.Module):
             config.shortcut, config.density, config.order, config.vit.n_layer, config.llm.n_layer,
             config.main_level)
         self.levels = sorted({self.main_level} | {b for b, _ in self.shortcuts})  # ViT blocks we tap
-        self.n_views = 1 if config.fusion == "mlp" else 5  # the baseline never looks at the crops
-        self.n_image_tokens = config.vit.n_patches
+        # the baseline never looks at the crops, so the ViT runs on the low view only
+        self.n_views = 1 if config.fusion == "mlp" and config.shortcut != "deepstack" else 5
+        self.n_image_tokens = config.vit.n_patches * (5 if config.fusion == "naive" else 1)
+        self.gates = nn.Parameter(torch.zeros(len(self.shortcuts))) if config.gate else None
 
     def encode(self, images):
         """images (B, 3, 2S, 2S) in [0, 1] -> {vit_block: (B, V, N, Cv)}, view 0 low, 1..4 crops.
@@ -123,9 +136,18 @@ class SparseCut(nn.Module):
             f = feats[b]
             return self.fusion(f[:, 0], f[:, 1:] if f.size(1) > 1 else None)  # (B, N, Cl)
         prefix = fused(self.main_level)
+        if self.config.shortcut == "deepstack" and self.config.pairs is None:
+            # DeepStack: the main level's 4N crop tokens, split by their offset in each 2x2 block
+            # into 4 groups laid out like the low view, projected, one group per layer
+            groups = gather_2x2(feats[self.main_level][:, 1:]).chunk(4, dim=-1)  # 4 x (B, N, Cv)
+            shortcuts = [self.fusion.mlp(g) for g in groups]                    # 4 x (B, N, Cl)
+        else:
+            shortcuts = [fused(b) for b, _ in self.shortcuts]                   # each level fused once
         inject = {}
-        for b, layer in self.shortcuts:
-            inject[layer] = inject.get(layer, 0) + fused(b)           # each level added once
+        for k, ((_, layer), s) in enumerate(zip(self.shortcuts, shortcuts)):
+            if self.gates is not None:
+                s = torch.tanh(self.gates[k]) * s
+            inject[layer] = inject.get(layer, 0) + s
         return prefix, inject
 
     def forward(self, images, idx, targets=None, feats=None):
@@ -163,8 +185,9 @@ class SparseCut(nn.Module):
         for b in reversed(range(c.vit.n_layer)):
             if b == self.main_level:
                 lines.append(f"  block {b} (main) ==fusion==> input: {N} prefix tokens")
-            for l in feeds.get(b, []):
-                lines.append(f"  block {b} -------fusion---> + before layer {l}: h[:, :{N}] += fused")
+            for k, l in enumerate(feeds.get(b, [])):
+                what = f"crop group {k} -mlp-" if c.shortcut == "deepstack" and c.pairs is None else "-------fusion"
+                lines.append(f"  block {b} {what}---> + before layer {l}: h[:, :{N}] += fused")
             if b != self.main_level and b not in feeds:
                 lines.append(f"  block {b}")
         if len(self.shortcuts) > 1:
@@ -186,16 +209,16 @@ class SparseCut(nn.Module):
         LLM: n_layer blocks on N + T tokens plus the head on the T text positions (2 T C V).
         """
         v, l = self.config.vit, self.config.llm
-        N, Cv, Cl = self.n_image_tokens, v.n_embd, l.n_embd
+        N, Cv, Cl = v.n_patches, v.n_embd, l.n_embd
         block = lambda L, C: 24 * L * C * C + 4 * L * L * C
         depth = max(self.levels) + 1  # blocks above the deepest tap need not run
         vit = self.n_views * (2 * N * 3 * v.patch_size ** 2 * Cv + depth * block(N, Cv))
         mlp = lambda cin: 2 * N * (cin * Cl + Cl * Cl)
-        per_level = {"mlp": mlp(Cv), "concat": mlp(5 * Cv),
+        per_level = {"mlp": mlp(Cv), "concat": mlp(5 * Cv), "naive": 5 * mlp(Cv),
                      "cross_attention": 2 * N * Cv * Cv * 2 + 2 * 4 * N * 2 * Cv * Cv + 4 * N * 4 * N * Cv
                      + 16 * N * Cv * Cv + mlp(Cv)}[self.config.fusion]
         fusion = per_level * (1 + len(self.shortcuts))
-        L = N + text_len
+        L = self.n_image_tokens + text_len
         llm = l.n_layer * block(L, Cl) + 2 * text_len * Cl * l.vocab_size
         return {"vit": vit, "fusion": fusion, "llm": llm, "total": vit + fusion + llm}
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from checkpoint import load_checkpoint, save_checkpoint
 from configurator import configure
 from data.batches import Examples, load_dataset, stage0_targets, to_float
+from fusion import make_views as views_of
 from evaluate import evaluate, format_table, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
@@ -55,15 +56,20 @@ vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
 n_layer, n_head, n_embd = 4, 4, 128
 block_size = 128
 dropout = 0.0
+prefix_bidirectional = False  # image tokens attend to each other in the LLM
 fusion = "concat"
 shortcut = "sparse"
 density = 2
 order = "u"
+gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
 vit_iters = 600
 vit_batch_size = 64
 vit_lr = 2e-3
+vit_targets = ["shape", "cell", "centre", "colour", "texture"]  # per-token targets of stage 0, low views
+vit_crop_targets = ["shape", "colour", "texture"]                # ... and on crops (no cell/centre there)
+vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
 align_iters = 0
@@ -108,15 +114,19 @@ os.makedirs(out_dir, exist_ok=True)
 ds = load_dataset(config, say)          # train/val/test images, records, tokenizer, masks
 tok = ds.tok
 train_ix = np.arange(rank, len(ds.train.images), world)   # this rank's shard
-examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
-                    block_size - (image_size // 2 // patch_size) ** 2)
 
 # model -----------------------------------------------------------------------
-model_config = SparseCutConfig(
-    vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd, dropout),
-    llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout),
-    fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order)
+try:
+    model_config = SparseCutConfig(
+        vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd, dropout),
+        llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
+                      prefix_bidirectional=prefix_bidirectional),
+        fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate)
+except ValueError as e:
+    sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
+examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
+                    block_size - model.n_image_tokens)
 say(model.describe())
 say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
@@ -136,7 +146,8 @@ def param_groups(modules):
     """modules: {name: (module, lr)} -> AdamW groups; weight decay on 2-D weights only."""
     groups = []
     for name, (module, lr) in modules.items():
-        params = [p for p in module.parameters() if p.requires_grad]
+        params = [p for p in ([module] if isinstance(module, torch.nn.Parameter) else module.parameters())
+                  if p.requires_grad]
         groups += [{"params": [p for p in params if p.dim() >= 2], "lr": lr, "base_lr": lr,
                     "weight_decay": weight_decay, "name": name},
                    {"params": [p for p in params if p.dim() < 2], "lr": lr, "base_lr": lr,
@@ -219,8 +230,13 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 # Measured (CALIBRATION.md): also asking for colour and texture made answers worse; a semantic
 # objective lets the deep levels lose low-level detail, which shortcuts can then restore.
 n_tok = model_config.vit.n_patches
-heads = torch.nn.ModuleDict({k: torch.nn.Linear(vit_n_embd, n) for k, n in
-                             {"shape": 5, "cell": 10, "centre": 2}.items()}).to(device)
+n_classes = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}
+if {"cell", "centre"} & set(vit_crop_targets):
+    sys.exit("train.py: a crop does not know where it sits in the image: take cell/centre out of vit_crop_targets")
+if any(t not in n_classes for t in vit_targets + vit_crop_targets):
+    sys.exit(f"train.py: unknown vit_targets {vit_targets + vit_crop_targets}; valid: {', '.join(n_classes)}")
+heads = torch.nn.ModuleDict({k: torch.nn.Linear(vit_n_embd, n_classes[k]) for k in n_classes
+                             if k in vit_targets + vit_crop_targets}).to(device)
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
 if init_from == "resume" and os.path.isfile(ckpt_path):
@@ -258,9 +274,15 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
                  "vit_init=<a shapes run's out_dir/vit.pt> or vit_iters=0 (end to end, freeze_vit=False)")
     n_side = model_config.vit.image_size // patch_size
     targets0 = stage0_targets(ds.train.masks[train_ix], [ds.train.records[i] for i in train_ix], n_side)
-    val0 = stage0_targets(ds.val.masks[:500], ds.val.records[:500], n_side)
-    views0 = torch.nn.functional.avg_pool2d(to_float(ds.train.images[train_ix]), 2)    # (M, 3, S, S) low views
-    val_views0 = torch.nn.functional.avg_pool2d(to_float(ds.val.images[:500]), 2)
+    val0 = stage0_targets(ds.val.masks[:200], ds.val.records[:200], n_side)
+    for t in (targets0, val0):  # a head asked for on one kind of view only is ignored on the other
+        for k in heads:
+            if k not in vit_targets:
+                t[k][:, 0] = -1
+            if k not in vit_crop_targets:
+                t[k][:, 1:] = -1
+    val_low, val_crops = views_of(to_float(ds.val.images[:200]))
+    val_views0 = torch.cat([val_low, val_crops.flatten(0, 1)])                       # (200*5, 3, S, S)
 
     class Stage0(torch.nn.Module):
         """The ViT up to the main level, with one linear head per target on every token."""
@@ -277,18 +299,29 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
         block.requires_grad_(False)  # above the main level: never read, never trained
 
     def stage0_loss(net, sampler, it):
-        ix = torch.randint(len(views0), (vit_batch_size,), generator=sampler)
-        out = net(views0[ix].to(device))
-        return sum(torch.nn.functional.cross_entropy(out[k].flatten(0, 1).float(),
-                                                     targets0[k][ix].flatten().to(device)) for k in out)
+        ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
+        view = torch.where(torch.rand(vit_batch_size, generator=sampler) < vit_crops,
+                           torch.randint(1, 5, (vit_batch_size,), generator=sampler), 0)  # 0 low, 1..4 crops
+        low, crops = views_of(to_float(ds.train.images[train_ix[ix.numpy()]]))
+        x = torch.cat([low[:, None], crops], dim=1)[torch.arange(vit_batch_size), view]   # (B, 3, S, S)
+        out = net(x.to(device))
+        loss = 0
+        for k in out:
+            y = targets0[k][ix, view].flatten().to(device)
+            loss = loss + torch.nn.functional.cross_entropy(out[k].flatten(0, 1).float(), y, ignore_index=-1,
+                                                            reduction="sum") / (y >= 0).sum().clamp(min=1)
+        return loss
 
     @torch.no_grad()
     def stage0_eval():
-        """Per-token accuracy of each head on 500 val scenes; returns the mean."""
+        """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
         stage0.eval()
         out = stage0(val_views0.to(device))
         stage0.train()
-        acc = {k: (out[k].argmax(-1).cpu() == val0[k]).float().mean().item() for k in out}
+        acc = {}
+        for k in out:
+            y = torch.cat([val0[k][:, 0], val0[k][:, 1:].flatten(0, 1)])                      # (200*5, N)
+            acc[k] = (out[k].argmax(-1).cpu() == y)[y >= 0].float().mean().item()
         say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
         return sum(acc.values()) / len(acc)
 
@@ -296,6 +329,12 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
+
+if max_iters == 0 and align_iters == 0:  # stage 0 only: a ViT for later runs' vit_init
+    say(f"no text stages (max_iters=0): the ViT is in {vit_path}")
+    if ddp:
+        torch.distributed.destroy_process_group()
+    sys.exit(0)
 
 # the frozen ViT's levels, computed once: later steps cost only the fusion and the LLM
 feats = None
@@ -353,6 +392,8 @@ if align_iters and (resume is None or resume["stage"] == "align"):
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
 if not freeze_vit:
     modules["vit"] = (model.vit, vit_lr)
+if model.gates is not None:
+    modules["gates"] = (model.gates, learning_rate)
 run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss, ckpt_path, step_flops, val_eval, resume)
 
 # final test evaluation --------------------------------------------------------------------------
@@ -360,6 +401,9 @@ if master:
     t0 = time.time()
     results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
     results["eval_seconds"] = round(time.time() - t0, 1)
+    if model.gates is not None:  # which shortcuts the model chose to use
+        results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
+        say("learned gates tanh(g), ViT block->LLM layer: " + " ".join(f"{k} {v:+.3f}" for k, v in results["gates"].items()))
     print(format_table(results))
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

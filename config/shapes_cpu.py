@@ -10,13 +10,15 @@ caption_frac = 0.2
 curriculum_frac = 0.25
 # model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources)
 vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
-n_layer, n_head, n_embd = 4, 4, 128
+n_layer, n_head, n_embd = 4, 4, 64
 fusion = "concat"
 shortcut = "sparse"
 density = 2
 order = "u"
 # stage 0 (ViT alone), then frozen + cached; stage 1 merged into stage 2 (our LLM is not pretrained)
 vit_iters = 600
+vit_targets = ["shape", "cell", "centre", "colour", "texture"]
+vit_crops = 0.5
 freeze_vit = True
 align_iters = 0
 max_iters = 3000

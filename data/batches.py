@@ -128,25 +128,36 @@ class Examples:
 
 
 def stage0_targets(masks, records, n_side):
-    """Per-patch labels of the low view's n_side x n_side tokens, from the full-res masks.
+    """Per-patch labels for ViT pretraining, for the 5 views of each scene (low, then 4 crops).
 
-    Each token takes the object covering most of its pixels (background if none):
-    'shape' (0 = background, 1.. = shape), 'cell' (0 = background, 1..9 = grid cell),
-    'centre' (1 if the object's box centre falls in the token). Returns {name: (M, N) long}.
+    Each token takes the object covering most of its pixels (0 = background, else class + 1):
+    'shape', 'colour', 'texture', 'cell' (the object's grid cell) and 'centre' (1 if the object's
+    box centre is in the token). -1 (ignored by the loss) where a view cannot tell: texture is
+    invisible in the low view; a crop does not know where it sits, so it has no cell or centre.
+    Returns {name: (M, 5, n_side * n_side) long}.
     """
-    from data.shapes.render import SHAPES
+    from data.shapes.render import COLOURS, SHAPES, TEXTURES
     M, H, _ = masks.shape
-    p = H // n_side
-    blocks = masks.reshape(M, n_side, p, n_side, p).transpose(0, 1, 3, 2, 4).reshape(M, n_side * n_side, p * p)
-    counts = np.stack([(blocks == k).sum(-1) for k in range(1, 10)], -1)     # (M, N, 9) pixels per object
-    owner = np.where(counts.max(-1) > 0, counts.argmax(-1) + 1, 0)          # (M, N) object index + 1
-    shape = np.zeros((M, n_side * n_side), dtype=np.int64)
-    cell, centre = np.zeros_like(shape), np.zeros_like(shape)
-    for i, r in enumerate(records):
-        for k, o in enumerate(r["objects"]):
-            on = owner[i] == k + 1
-            shape[i, on] = SHAPES.index(o["shape"]) + 1
-            cell[i, on] = 3 * o["row"] + o["col"] + 1
-            x0, y0, x1, y1 = o["box"]
-            centre[i, int((y0 + y1) / 2 // p) * n_side + int((x0 + x1) / 2 // p)] = 1
-    return {k: torch.from_numpy(v) for k, v in (("shape", shape), ("cell", cell), ("centre", centre))}
+    h = H // 2
+    views = [masks] + [masks[:, r * h:(r + 1) * h, c * h:(c + 1) * h] for r in (0, 1) for c in (0, 1)]
+    N = n_side * n_side
+    out = {k: np.zeros((M, 5, N), dtype=np.int64) for k in ("shape", "colour", "texture", "cell", "centre")}
+    out["texture"][:, 0] = -1
+    out["cell"][:, 1:] = out["centre"][:, 1:] = -1
+    for v, m in enumerate(views):
+        p = m.shape[1] // n_side
+        blocks = m.reshape(M, n_side, p, n_side, p).transpose(0, 1, 3, 2, 4).reshape(M, N, p * p)
+        counts = np.stack([(blocks == k).sum(-1) for k in range(1, 10)], -1)   # (M, N, 9) pixels per object
+        owner = np.where(counts.max(-1) > 0, counts.argmax(-1) + 1, 0)        # (M, N) object index + 1
+        for i, r in enumerate(records):
+            for k, o in enumerate(r["objects"]):
+                on = owner[i] == k + 1
+                out["shape"][i, v, on] = SHAPES.index(o["shape"]) + 1
+                out["colour"][i, v, on] = list(COLOURS).index(o["colour"]) + 1
+                if v == 0:
+                    out["cell"][i, 0, on] = 3 * o["row"] + o["col"] + 1
+                    x0, y0, x1, y1 = o["box"]
+                    out["centre"][i, 0, int((y0 + y1) / 2 // p) * n_side + int((x0 + x1) / 2 // p)] = 1
+                else:
+                    out["texture"][i, v, on] = TEXTURES.index(o["texture"]) + 1
+    return {k: torch.from_numpy(v) for k, v in out.items()}

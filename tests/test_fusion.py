@@ -73,8 +73,14 @@ def test_concat_fusion_feeds_low_then_the_covering_high_res_tokens():
 def test_every_fusion_maps_to_n_tokens_at_llm_width(kind):
     torch.manual_seed(0)
     fusion = FUSIONS[kind](CV, CL, 4)
-    out = fusion(torch.randn(B, N, CV), torch.randn(B, 4, N, CV))
-    assert out.shape == (B, N, CL)
+    low, crops = torch.randn(B, N, CV), torch.randn(B, 4, N, CV)
+    out = fusion(low, crops)
+    if kind == "naive":  # no fusion: all 5 views side by side, low view first, then TL, TR, BL, BR
+        assert out.shape == (B, 5 * N, CL)
+        torch.testing.assert_close(out[:, :N], fusion.mlp(low))
+        torch.testing.assert_close(out[:, 3 * N:4 * N], fusion.mlp(crops[:, 2]))
+    else:
+        assert out.shape == (B, N, CL)
 
 
 def test_mlp_projector_ignores_crops():
@@ -108,6 +114,8 @@ def test_every_fusion_overfits_one_batch(kind):
     fusion = FUSIONS[kind](CV, CL, 4)
     low, crops = torch.randn(B, N, CV), torch.randn(B, 4, N, CV)
     target = torch.randn(B, N, CL)
+    if kind == "naive":  # each of 5N tokens is mapped alone, so fit a per-token function of it
+        target = torch.cat([low[:, None], crops], 1).flatten(1, 2) @ torch.randn(CV, CL) / CV ** 0.5
     opt = torch.optim.Adam(fusion.parameters(), lr=1e-2)
     losses = []
     for _ in range(50):

@@ -232,3 +232,27 @@ def test_stop_token_stops_early():
         else:
             assert out2.size(1) == full2.size(1)
             assert torch.equal(out2[r], full2[r])
+
+
+def test_prefix_bidirectional_lets_image_tokens_see_later_image_tokens_only():
+    torch.manual_seed(0)
+    causal, bidir = tiny_gpt(), tiny_gpt(prefix_bidirectional=True)
+    bidir.load_state_dict(causal.state_dict())
+    idx, prefix = torch.randint(V, (2, 6)), torch.randn(2, 4, C)
+    changed = prefix.clone()
+    changed[:, -1] = torch.randn(2, C)  # only the last image token moves
+    for gpt in (causal, bidir):
+        a = block_inputs(gpt, idx=idx, prefix=prefix)[2]
+        b = block_inputs(gpt, idx=idx, prefix=changed)[2]
+        earlier_moved = not torch.allclose(a[:, :3], b[:, :3])
+        assert earlier_moved == (gpt is bidir)  # earlier image tokens see the last one only if bidirectional
+    # text stays causal: changing a later text token leaves earlier text logits alone
+    idx2 = idx.clone()
+    idx2[:, 4] = (idx[:, 4] + 1) % V
+    with torch.no_grad():
+        a, _ = bidir(idx, prefix=prefix)
+        b, _ = bidir(idx2, prefix=prefix)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    # and the KV cache still equals recompute
+    gen = lively(bidir)
+    torch.testing.assert_close(*(gen.generate(idx, 5, prefix=prefix, temperature=0, use_cache=u) for u in (True, False)))

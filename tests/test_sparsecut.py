@@ -288,3 +288,77 @@ def test_star_import():
     exec("from sparsecut import *", namespace)
     for name in ("SparseCut", "SparseCutConfig", "shortcut_pattern"):
         assert name in namespace
+
+
+# ---- the peers: DeepStack-style and naive multi-resolution; learned gates ----
+
+def context_lengths(model, idx, images):
+    lengths = []
+    hooks = [b.register_forward_hook(lambda m, args, out: lengths.append(args[0].shape[1]))
+             for b in model.llm.transformer.h]
+    with torch.no_grad():
+        logits, _ = model(images, idx)
+    for h in hooks:
+        h.remove()
+    assert logits.shape == (2, T, VOCAB)
+    return lengths
+
+
+def test_deepstack_adds_the_4_crop_groups_to_layers_0_to_3_at_n_tokens():
+    torch.manual_seed(0)
+    model = tiny_model(fusion="mlp", shortcut="deepstack")
+    images, idx = batch()
+    assert model.shortcuts == [(4, 0), (4, 1), (4, 2), (4, 3)] and model.n_views == 5
+    assert context_lengths(model, idx, images) == [4 + T] * 4
+    with torch.no_grad():
+        feats = model.encode(images)
+        prefix, inject = model.fuse(feats)
+    torch.testing.assert_close(prefix, model.fusion(feats[4][:, 0]))  # the low view, as the baseline
+    # group k holds, for every low-res token, the crop token at offset k of the 2x2 block under it
+    high = feats[4][:, 1:]                                     # (B, 4, N, Cv), N = 2x2 tokens per crop
+    tokens = {}
+    for c, (r0, c0) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
+        for t in range(4):
+            tokens[(r0 + t // 2, c0 + t % 2)] = high[:, c, t]  # the 4x4 high-res token grid
+    for k, (dr, dc) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        group = torch.stack([tokens[(2 * i + dr, 2 * j + dc)] for i in range(2) for j in range(2)], 1)
+        torch.testing.assert_close(inject[k], model.fusion.mlp(group))
+    with pytest.raises(ValueError, match="fusion='mlp'"):
+        tiny_config(fusion="concat", shortcut="deepstack")
+    with pytest.raises(ValueError, match="at least 4 LLM layers"):
+        shortcut_pattern("deepstack", 2, "u", 6, 3)
+
+
+def test_naive_multires_puts_5n_image_tokens_in_the_context():
+    torch.manual_seed(0)
+    model = tiny_model(fusion="naive", shortcut="none")
+    images, idx = batch()
+    assert model.n_image_tokens == 5 * 4
+    assert context_lengths(model, idx, images) == [5 * 4 + T] * 4
+    base = tiny_model(fusion="mlp", shortcut="none")
+    assert model.estimate_flops(T)["llm"] > 2 * base.estimate_flops(T)["llm"]  # (the LM head is large here)
+    assert "20 image tokens" in model.describe()
+    a = model.generate(images, idx, 4, temperature=0, use_cache=True)
+    torch.testing.assert_close(a, model.generate(images, idx, 4, temperature=0, use_cache=False))
+    with pytest.raises(ValueError, match="shortcut='none'"):
+        tiny_config(fusion="naive", shortcut="sparse")
+
+
+def test_gates_start_closed_and_learn():
+    torch.manual_seed(0)
+    gated = tiny_model(fusion="concat", shortcut="dense_bottom", density=3, gate=True)
+    plain = tiny_model(fusion="concat", pairs=[])
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if k != "gates"})
+    images, idx = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(gated(images, idx)[0], plain(images, idx)[0])  # tanh(0) = 0: no shortcut yet
+    gated.train()
+    _, loss = gated(images, idx, targets=torch.randint(VOCAB, (2, T)))
+    loss.backward()
+    assert gated.gates.shape == (3,) and gated.gates.grad.abs().min() > 0  # every gate gets a gradient
+    with torch.no_grad():
+        gated.gates.fill_(0.5)
+        _, inject = gated.fuse(gated.encode(images))
+        f = gated.encode(images)[gated.shortcuts[0][0]]
+        ref = gated.fusion(f[:, 0], f[:, 1:])
+    torch.testing.assert_close(inject[gated.shortcuts[0][1]], torch.tanh(torch.tensor(0.5)) * ref)

@@ -1,0 +1,144 @@
+"""
+What each design costs, end to end: the 5-view ViT, the fusion and the LLM, not only the LLM.
+
+    python bench.py [--key=value ...] [--json='out/bench.json']
+
+Every variant is measured in one run, on the same inputs, and reported as a ratio to the
+LLaVA-1.5 baseline (timings on a shared machine are noisy; ratios measured together are not).
+"""
+import json as jsonlib
+import sys
+import time
+
+import torch
+
+from configurator import configure
+from evaluate import measure_peak_flops
+from llm import GPTConfig
+from sparsecut import SparseCut, SparseCutConfig
+from vit import ViTConfig
+
+# model sizes: those of config/shapes_cpu.py
+image_size, patch_size = 64, 4
+vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
+n_layer, n_head, n_embd = 4, 4, 64
+vocab_size = 447
+text_len = 16            # a question and its answer
+batch_size = 32
+decode_tokens = 8
+repeats = 5              # timings are the median of this many runs (after one warm-up)
+device = "cpu"
+json = ""                # write the table as JSON here too (--json=out/bench.json)
+seed = 1337
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+
+VARIANTS = [  # (name, fusion, shortcut, what it is)
+    ("baseline", "mlp", "none", "LLaVA-1.5: low view, MLP projector, no shortcuts"),
+    ("xattn", "cross_attention", "none", "multi-res fusion at the input only"),
+    ("concat", "concat", "none", "multi-res fusion at the input only"),
+    ("sparsecut-xattn", "cross_attention", "sparse", "SparseCut: sparse, U-shaped shortcuts"),
+    ("sparsecut-concat", "concat", "sparse", "SparseCut: sparse, U-shaped shortcuts"),
+    ("deepstack", "mlp", "deepstack", "crop tokens of one level in 4 groups into layers 0..3"),
+    ("naive", "naive", "none", "low view + 4 crops all in the context (5N tokens)"),
+]
+
+
+def build(fusion, shortcut):
+    torch.manual_seed(seed)
+    cfg = SparseCutConfig(vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd),
+                          llm=GPTConfig(5 * (image_size // 2 // patch_size) ** 2 + text_len + decode_tokens,
+                                        vocab_size, n_layer, n_head, n_embd),
+                          fusion=fusion, shortcut=shortcut, density=2, order="u")
+    return SparseCut(cfg).to(device)
+
+
+def median_time(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def measure(model, images, idx):
+    """Seconds: forward, one training step (end to end), prefill, one decode step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        _, loss = model(images, idx, idx)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with torch.no_grad():
+        fwd = median_time(lambda: model(images, idx), repeats)
+        prefix, inject = model.fuse(model.encode(images))
+        cache = [None]
+
+        def prefill():
+            cache[0] = model.llm.new_cache()
+            model.llm(idx, prefix=prefix, inject=inject, cache=cache[0])
+
+        pre = median_time(prefill, repeats)
+
+        def decode():  # decode_tokens steps after a fresh prefill; reported per token
+            prefill()
+            for _ in range(decode_tokens):
+                model.llm(idx[:, -1:], cache=cache[0])
+
+        dec = (median_time(decode, repeats) - pre) / decode_tokens
+    train = median_time(step, repeats)
+    return fwd, train, pre, dec
+
+
+def main(argv):
+    try:
+        configure(config, argv)
+    except ValueError as e:
+        sys.exit(f"bench.py: {e}")
+    globals().update(config)
+    torch.manual_seed(seed)
+    images = torch.rand(batch_size, 3, image_size, image_size, device=device)
+    idx = torch.randint(vocab_size, (batch_size, text_len), device=device)
+    peak = measure_peak_flops(device, batch_size * 80, n_embd)
+    rows = []
+    for name, fusion, shortcut, what in VARIANTS:
+        model = build(fusion, shortcut)
+        fl = model.estimate_flops(text_len)
+        fwd, train, pre, dec = measure(model, images, idx)
+        rows.append({"variant": name, "what": what, "params": sum(p.numel() for p in model.parameters()),
+                     "context": model.n_image_tokens + text_len, "flops_vit": fl["vit"],
+                     "flops_fusion": fl["fusion"], "flops_llm": fl["llm"], "flops": fl["total"],
+                     "forward_s": fwd, "train_step_s": train, "prefill_s": pre, "decode_token_s": dec,
+                     "mfu": 3 * fl["total"] * batch_size / train / peak})
+    base = rows[0]
+    print(f"{len(rows)} variants, batch {batch_size}, text {text_len} tokens, device {device}, "
+          f"{torch.get_num_threads()} threads; matmul peak {peak / 1e9:.0f} GFLOP/s; "
+          f"ratios to '{base['variant']}', medians of {repeats}")
+    head = (f"{'variant':<17}{'params':>8}{'ctx':>5}{'MFLOP vit':>10}{'fusion':>8}{'llm':>8}{'total':>8}"
+            f"{'fwd':>7}{'train':>7}{'prefill':>8}{'decode':>8}{'MFU':>6}")
+    print(head)
+    for r in rows:
+        ratio = lambda k: f"{r[k] / base[k]:.2f}x"
+        print(f"{r['variant']:<17}{r['params'] / 1e6:>7.2f}M{r['context']:>5}{r['flops_vit'] / 1e6:>10.0f}"
+              f"{r['flops_fusion'] / 1e6:>8.0f}{r['flops_llm'] / 1e6:>8.0f}{ratio('flops'):>8}"
+              f"{ratio('forward_s'):>7}{ratio('train_step_s'):>7}{ratio('prefill_s'):>8}"
+              f"{ratio('decode_token_s'):>8}{100 * r['mfu']:>5.0f}%")
+    print(f"baseline absolute: forward {1e3 * base['forward_s']:.1f} ms, train step "
+          f"{1e3 * base['train_step_s']:.1f} ms, prefill {1e3 * base['prefill_s']:.1f} ms, "
+          f"decode {1e3 * base['decode_token_s']:.2f} ms/token")
+    if json:
+        with open(json, "w") as f:
+            jsonlib.dump({"config": config, "peak_flops": peak, "rows": rows}, f, indent=1)
+        print(f"wrote {json}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,155 @@
+"""
+What each design is worth: every variant trained with the same budget and seeds on the shapes
+data, then one table of test accuracy per question type and caption F1 (mean, and spread over seeds).
+
+    python experiments.py                                  # every group, 1 seed, CPU budget
+    python experiments.py --only=core                      # a group, or variants: --only=baseline,sparsecut
+    python experiments.py --seeds=[0,1,2] --max_iters=3000 # more seeds / steps (the GPU sweep)
+    python experiments.py --train_args="--device='cuda'"   # anything else train.py takes
+
+Each run is `python train.py <config> --out_dir=<out>/<variant>-s<seed> ...`; a run whose
+results.json exists is skipped, so an interrupted sweep resumes where it stopped. Stage 0 (the
+ViT) is trained once, in <out>/vit, and every frozen-ViT variant starts from it (vit_init).
+"""
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+
+from configurator import configure
+
+config_file = "config/shapes_cpu.py"
+out = "out/exp"
+only = ""                # comma-separated group or variant names; "" = all
+seeds = [0]
+max_iters = 2000         # steps of the VQA stage, the same for every variant
+train_args = ""          # more train.py arguments for every run, e.g. "--device='cuda'"
+plot = "results.png"     # accuracy per question type per variant (in out), "" = none
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list)}
+
+# (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
+SPARSECUT = dict(fusion="concat", shortcut="sparse", density=2, order="u")
+VARIANTS = [
+    ("core", "baseline", dict(fusion="mlp", shortcut="none")),           # LLaVA-1.5: low view only
+    ("core", "xattn", dict(fusion="cross_attention", shortcut="none")),  # multi-res fusion, input only
+    ("core", "concat", dict(fusion="concat", shortcut="none")),
+    ("core", "sparsecut", SPARSECUT),
+    ("core", "sparsecut-xattn", dict(SPARSECUT, fusion="cross_attention")),
+    ("core", "deepstack", dict(fusion="mlp", shortcut="deepstack")),
+    ("core", "naive", dict(fusion="naive", shortcut="none", block_size=384)),  # 5N = 320 image tokens
+    ("pattern", "dense_bottom", dict(SPARSECUT, shortcut="dense_bottom")),
+    ("pattern", "dense_top", dict(SPARSECUT, shortcut="dense_top")),
+    ("order", "parallel", dict(SPARSECUT, order="parallel")),
+    ("order", "parallel4", dict(SPARSECUT, order="parallel", density=4)),  # at density 4 the orders
+    ("order", "random4", dict(SPARSECUT, order="random", density=4)),      # differ in more than a swap
+    ("density", "density1", dict(SPARSECUT, density=1)),
+    ("density", "density4", dict(SPARSECUT, density=4)),                   # every level below the main one
+    ("recipe", "end_to_end", dict(SPARSECUT, vit_iters=0, freeze_vit=False)),  # no stage 0, ViT trains too
+    ("gates", "gated_dense", dict(SPARSECUT, shortcut="dense_bottom", density=4, gate=True)),
+]
+TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
+
+
+def run(out_dir, overrides, log, done="results.json"):
+    """One train.py run, skipped if out_dir/done exists; returns its results.json (None if none)."""
+    path = os.path.join(out_dir, "results.json")
+    if os.path.exists(os.path.join(out_dir, done)):
+        print(f"  {out_dir}: done before, skipped")
+    else:
+        cmd = [sys.executable, "train.py", config_file] + shlex.split(train_args)  # the variant's own keys win
+        cmd += [f"--{k}={v!r}" for k, v in overrides.items()] + [f"--out_dir={out_dir!r}"]
+        print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+        os.makedirs(out_dir, exist_ok=True)
+        with open(log, "w") as f:
+            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode:
+                sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
+    if not os.path.exists(path):  # max_iters=0: stage 0 only
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def mean_spread(xs):
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def draw(rows, path):
+    """A bar chart with PIL: accuracy per question type (groups), one bar per variant."""
+    from PIL import Image, ImageDraw
+    palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+               (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+    names = [r["name"] for r in rows]
+    bar, gap, H, top, left = 8, 14, 220, 20, 40
+    W = left + len(TYPES) * (len(names) * bar + gap) + 150
+    img = Image.new("RGB", (W, H + 60), "white")
+    d = ImageDraw.Draw(img)
+    for y in (0, .25, .5, .75, 1):
+        yy = top + H - int(y * H)
+        d.line([(left, yy), (W - 150, yy)], fill=(220, 220, 220))
+        d.text((4, yy - 6), f"{y:.2f}", fill="black")
+    for t, typ in enumerate(TYPES):
+        x0 = left + t * (len(names) * bar + gap)
+        for v, r in enumerate(rows):
+            acc = r["acc"][typ][0]
+            colour = palette[v % len(palette)]
+            d.rectangle([x0 + v * bar, top + H - int(acc * H), x0 + v * bar + bar - 2, top + H], fill=colour)
+        d.text((x0, top + H + 6), typ, fill="black")
+    for v, name in enumerate(names):
+        d.rectangle([W - 140, top + 14 * v, W - 130, top + 14 * v + 10], fill=palette[v % len(palette)])
+        d.text((W - 125, top + 14 * v - 1), name, fill="black")
+    d.text((left, H + 44), "test accuracy per question type (mean over seeds)", fill="black")
+    img.save(path)
+
+
+def main(argv):
+    try:
+        configure(config, argv)
+    except ValueError as e:
+        sys.exit(f"experiments.py: {e}")
+    globals().update(config)
+    wanted = {w for w in only.split(",") if w}
+    known = {g for g, _, _ in VARIANTS} | {n for _, n, _ in VARIANTS}
+    if wanted - known:
+        sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: {', '.join(sorted(known))}")
+    todo = [(g, n, o) for g, n, o in VARIANTS if not wanted or g in wanted or n in wanted]
+    os.makedirs(out, exist_ok=True)
+    vit = os.path.join(out, "vit")
+    if any(o.get("vit_iters", None) != 0 for _, _, o in todo):  # stage 0 once, shared by every frozen-ViT run
+        print("stage 0 (shared ViT):")
+        run(vit, {"max_iters": 0}, os.path.join(out, "vit.log"), done="DONE")
+        open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
+    rows = []
+    for group, name, overrides in todo:
+        per_seed = []
+        for s in seeds:
+            o = dict(overrides, seed=s, max_iters=max_iters)
+            if o.get("vit_iters", None) != 0:
+                o["vit_init"] = os.path.join(vit, "vit.pt")
+            d = os.path.join(out, f"{name}-s{s}")
+            per_seed.append(run(d, o, d + ".log"))
+        acc = {t: mean_spread([r["vqa"].get(t, float("nan")) for r in per_seed]) for t in TYPES}
+        f1 = mean_spread([r["caption_f1"] or 0.0 for r in per_seed])
+        two = mean_spread([r.get("by_objects", {}).get("2+ objects", float("nan")) for r in per_seed])
+        gates = per_seed[0].get("gates")
+        rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two,
+                     "gates": gates, "overrides": overrides})
+    print(f"\ntest accuracy, {max_iters} VQA steps, seeds {seeds} (mean, ±stdev over seeds)")
+    print(f"{'group':<9}{'variant':<17}" + "".join(f"{t:>13}" for t in TYPES) + f"{'2 objects':>13}{'caption F1':>13}")
+    for r in rows:
+        cells = [r["acc"][t] for t in TYPES] + [r["two_objects"], r["caption_f1"]]
+        print(f"{r['group']:<9}{r['name']:<17}" + "".join(f"{m:>8.3f}±{s:.2f}" for m, s in cells))
+    for r in rows:
+        if r["gates"]:
+            print(f"learned gates of {r['name']} (seed {seeds[0]}), tanh(g) per ViT block->LLM layer: {r['gates']}")
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"max_iters": max_iters, "seeds": seeds, "rows": rows}, f, indent=1)
+    if plot:
+        draw(rows, os.path.join(out, plot))
+        print(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, plot)}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,33 @@
+"""bench.py end to end on a tiny config: every variant measured, the costs it claims."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_runs_and_reports_what_each_design_costs(tmp_path):
+    path = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "bench.py", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2",
+                        "--n_embd=16", "--n_head=2", "--batch_size=2", "--repeats=1", "--text_len=5",
+                        "--decode_tokens=2", f"--json={str(path)!r}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["variant"]: row for row in json.loads(path.read_text())["rows"]}
+    assert set(rows) == {"baseline", "xattn", "concat", "sparsecut-xattn", "sparsecut-concat", "deepstack", "naive"}
+    N, T = (16 // 2 // 4) ** 2, 5
+    for name, row in rows.items():
+        assert row["context"] == (5 * N if name == "naive" else N) + T, name
+        assert row["flops"] == row["flops_vit"] + row["flops_fusion"] + row["flops_llm"]
+        assert all(row[k] > 0 for k in ("forward_s", "train_step_s", "prefill_s", "params"))
+    base = rows["baseline"]
+    assert rows["sparsecut-concat"]["flops_llm"] == base["flops_llm"]     # shortcuts never lengthen the context
+    assert rows["sparsecut-concat"]["flops_vit"] > 4 * base["flops_vit"]  # but the ViT sees 5 views
+    assert rows["naive"]["flops_llm"] > 2 * base["flops_llm"]  # (the LM head, on text only, is large here)
+    assert "sparsecut-concat" in r.stdout and "baseline absolute" in r.stdout
+
+
+def test_bench_rejects_an_unknown_key():
+    r = subprocess.run([sys.executable, "bench.py", "--bogus=1"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "unknown config key 'bogus'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
