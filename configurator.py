@@ -29,7 +29,7 @@ def configure(config, argv):
         if not arg.startswith("--"):
             if not os.path.isfile(arg):
                 raise ValueError(f"config file {arg!r} not found (give a path such as config/shapes_cpu.py)")
-            ns = {}
+            ns = {"__file__": arg}  # so that a config can build on another one next to it
             exec(compile(open(arg).read(), arg, "exec"), ns)  # config files are code from the repo
             for key, value in ns.items():
                 if not key.startswith("_") and not callable(value) and type(value).__name__ != "module":

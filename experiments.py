@@ -6,9 +6,11 @@ data, then one table of test accuracy per question type and caption F1 (mean, an
     python experiments.py --only=core                      # a group, or variants: --only=baseline,sparsecut
     python experiments.py --seeds=[0,1,2] --max_iters=3000 # more seeds / steps (the GPU sweep)
     python experiments.py --train_args="--device='cuda'"   # anything else train.py takes
+    python experiments.py --only=sparsecut,custom --pairs="[[3, 0], [1, 2]]"   # your own pattern
 
-Each run is `python train.py <config> --out_dir=<out>/<variant>-s<seed> ...`; a run whose
-results.json exists is skipped, so an interrupted sweep resumes where it stopped. Stage 0 (the
+Each run is `python train.py <config> ... --out_dir=<out>/<variant>-<max_iters>-s<seed>`; a run
+whose results.json exists is skipped, so an interrupted sweep resumes where it stopped (other
+--train_args or config_file: use another --out). Stage 0 (the
 ViT) is trained once, in <out>/vit, and every frozen-ViT variant starts from it (vit_init).
 """
 import json
@@ -27,6 +29,8 @@ seeds = [0]
 max_iters = 2000         # steps of the VQA stage, the same for every variant
 train_args = ""          # more train.py arguments for every run, e.g. "--device='cuda'"
 plot = "results.png"     # accuracy per question type per variant (in out), "" = none
+pairs = []               # your own pattern [[vit_block, llm_layer], ...]: adds the group "custom"
+
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list)}
 
 # (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
@@ -47,8 +51,11 @@ VARIANTS = [
     ("density", "density1", dict(SPARSECUT, density=1)),
     ("density", "density4", dict(SPARSECUT, density=4)),                   # every level below the main one
     ("recipe", "end_to_end", dict(SPARSECUT, vit_iters=0, freeze_vit=False)),  # no stage 0, ViT trains too
+    ("recipe", "heads_all_low", dict(SPARSECUT, vit_targets=["shape", "cell", "centre", "colour", "texture"])),
+    ("recipe", "no_crop_heads", dict(SPARSECUT, vit_crops=0.0, vit_crop_targets=[])),  # stage 0 on low views only
     ("gates", "gated_dense", dict(SPARSECUT, shortcut="dense_bottom", density=4, gate=True)),
 ]
+STAGE0_KEYS = {"vit_iters", "vit_targets", "vit_crop_targets", "vit_crops"}  # variants that need their own
 TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
 
 
@@ -109,14 +116,16 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"experiments.py: {e}")
     globals().update(config)
+    custom = "custom_" + "_".join(f"{b}-{l}" for b, l in pairs)  # its own name: change the pairs, a new run
+    variants = VARIANTS + ([("custom", custom, dict(SPARSECUT, pairs=pairs))] if pairs else [])
     wanted = {w for w in only.split(",") if w}
-    known = {g for g, _, _ in VARIANTS} | {n for _, n, _ in VARIANTS}
+    known = {g for g, _, _ in variants} | {n for _, n, _ in variants}
     if wanted - known:
         sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: {', '.join(sorted(known))}")
-    todo = [(g, n, o) for g, n, o in VARIANTS if not wanted or g in wanted or n in wanted]
+    todo = [(g, n, o) for g, n, o in variants if not wanted or g in wanted or n in wanted]
     os.makedirs(out, exist_ok=True)
     vit = os.path.join(out, "vit")
-    if any(o.get("vit_iters", None) != 0 for _, _, o in todo):  # stage 0 once, shared by every frozen-ViT run
+    if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once, shared by the runs that can
         print("stage 0 (shared ViT):")
         run(vit, {"max_iters": 0}, os.path.join(out, "vit.log"), done="DONE")
         open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
@@ -125,9 +134,9 @@ def main(argv):
         per_seed = []
         for s in seeds:
             o = dict(overrides, seed=s, max_iters=max_iters)
-            if o.get("vit_iters", None) != 0:
+            if not STAGE0_KEYS & set(o):  # its own stage 0 otherwise
                 o["vit_init"] = os.path.join(vit, "vit.pt")
-            d = os.path.join(out, f"{name}-s{s}")
+            d = os.path.join(out, f"{name}-{max_iters}-s{s}")  # a run: variant, steps, seed
             per_seed.append(run(d, o, d + ".log"))
         acc = {t: mean_spread([r["vqa"].get(t, float("nan")) for r in per_seed]) for t in TYPES}
         f1 = mean_spread([r["caption_f1"] or 0.0 for r in per_seed])

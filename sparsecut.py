@@ -50,6 +50,9 @@ class SparseCutConfig:
         if not -self.vit.n_layer <= self.main_level < self.vit.n_layer:
             raise ValueError(f"main_level={self.main_level} is outside the ViT's {self.vit.n_layer} blocks")
         if self.pairs is not None:
+            if not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(type(v) is int for v in p)
+                       for p in self.pairs):
+                raise ValueError(f"pairs must be a list of (vit_block, llm_layer) integer pairs, got {self.pairs!r}")
             self.pairs = [tuple(p) for p in self.pairs]
             for b, l in self.pairs:
                 if not (0 <= b < self.vit.n_layer and 0 <= l < self.llm.n_layer):

@@ -62,13 +62,14 @@ shortcut = "sparse"
 density = 2
 order = "u"
 gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
+pairs = []              # your own pattern, [[vit_block, llm_layer], ...]; [] = shortcut/density/order
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
 vit_iters = 600
 vit_batch_size = 64
 vit_lr = 2e-3
-vit_targets = ["shape", "cell", "centre", "colour", "texture"]  # per-token targets of stage 0, low views
-vit_crop_targets = ["shape", "colour", "texture"]                # ... and on crops (no cell/centre there)
+vit_targets = ["shape", "cell", "centre"]             # per-token targets of stage 0 on low views
+vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop has no cell/centre)
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
@@ -121,7 +122,8 @@ try:
         vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd, dropout),
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
                       prefix_bidirectional=prefix_bidirectional),
-        fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate)
+        fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
+        pairs=pairs or None)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
@@ -227,8 +229,10 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 # stage 0: pretrain the ViT alone --------------------------------------------------------------
 # Each low-view patch token predicts the shape of the object under it (or background), the grid
 # cell of that object and whether the object's centre is in it: "what is here, and where".
-# Measured (CALIBRATION.md): also asking for colour and texture made answers worse; a semantic
-# objective lets the deep levels lose low-level detail, which shortcuts can then restore.
+# Each crop token predicts shape, colour and texture: the fine detail only crops can show.
+# Measured (README, "The recipe"): with no colour target anywhere, our 6-block ViT's main level
+# lost colour and the LLM never learned colour questions; colour and texture targets on the
+# crops fixed that. On the low view we keep the objective semantic (what and where), as CLIP's is.
 n_tok = model_config.vit.n_patches
 n_classes = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}
 if {"cell", "centre"} & set(vit_crop_targets):
@@ -261,6 +265,8 @@ elif init_from != "scratch":
     say(f"initialised from {init_from} ({ck['stage']} step {ck['iter']})")
 
 resuming_tune = resume is not None and resume["stage"] != "vit"
+if master and resume is None:  # a fresh run starts a fresh loss log; a resumed one appends to it
+    open(os.path.join(out_dir, "log.jsonl"), "w").close()
 if vit_init and not resuming_tune:
     ck = load_or_exit(vit_init)
     try:

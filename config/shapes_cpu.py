@@ -17,11 +17,12 @@ density = 2
 order = "u"
 # stage 0 (ViT alone), then frozen + cached; stage 1 merged into stage 2 (our LLM is not pretrained)
 vit_iters = 600
-vit_targets = ["shape", "cell", "centre", "colour", "texture"]
+vit_targets = ["shape", "cell", "centre"]            # low views: what is here, and where
+vit_crop_targets = ["shape", "colour", "texture"]    # crops: what is here, and its fine detail
 vit_crops = 0.5
 freeze_vit = True
 align_iters = 0
-max_iters = 3000
+max_iters = 4500
 batch_size = 32
 learning_rate = 1e-3
 eval_interval = 1000

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from exercises import ex1_context, ex2_views, ex3_gather, ex4_pattern, ex5_inject, ex6_kv_cache, ex7_flops
+from exercises import ex1_context, ex2_views, ex3_gather, ex4_pattern, ex5_inject, ex6_kv_cache, ex7_flops, ex8_design
 from llm import GPT, GPTConfig
 from sparsecut import SparseCutConfig
 
@@ -21,6 +21,7 @@ CALLS = {  # inject only at layer 2: ex5's starting point runs two blocks before
     "ex5": lambda: ex5_inject.forward_with_inject(*gpt_args(), {2: torch.randn(1, 4, 16)}),
     "ex6": lambda: ex6_kv_cache.generate_greedy(*gpt_args()[:2], 3, gpt_args()[2], {}),
     "ex7": lambda: ex7_flops.block_flops(4, 8),
+    "ex8": lambda: ex8_design.pattern(),
 }
 
 

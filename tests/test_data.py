@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from data import llava, metrics
@@ -206,3 +207,22 @@ def test_llava_bad_inputs_give_clear_errors(tmp_path):
     (tmp_path / "d.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         llava.read_llava(tmp_path / "d.json", tmp_path)
+
+
+def test_own_example_is_llava_data_the_reader_takes(tmp_path):
+    from data.own_example import COLOURS, make
+    records = make(str(tmp_path), n=12, seed=0)
+    assert records == make(str(tmp_path / "again"), n=12, seed=0)  # deterministic
+    examples = llava.read_llava(str(tmp_path / "train.json"), str(tmp_path / "images"), 64)
+    assert len(examples) == 12
+    sizes = {Image.open(tmp_path / "images" / r["image"]).size for r in records}
+    assert len(sizes) > 1 and {r["image"][-3:] for r in records} == {"png", "jpg"}  # not pre-sized for us
+    for ex, r in zip(examples, records):
+        assert ex["image"].shape == (64, 64, 3)
+        (q0, colour), (q1, count), (q2, side) = ex["turns"]
+        assert colour in COLOURS and count in ("one", "two", "three") and side in ("left", "right")
+        # the balls are where the answer says: the picture's dominant colour is in that half
+        img = np.asarray(Image.open(tmp_path / "images" / r["image"]).convert("RGB"), dtype=float)
+        dist = np.abs(img - np.array(COLOURS[colour])).sum(-1) < 60      # pixels close to the ball colour
+        half = img.shape[1] // 2
+        assert (dist[:, :half].sum() > dist[:, half:].sum()) == (side == "left")

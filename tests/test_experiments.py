@@ -27,16 +27,16 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
     rows = json.loads((exp / "results.json").read_text())["rows"]
     assert [row["name"] for row in rows] == ["baseline", "naive", "gated_dense"]
     for row in rows:
-        res = json.loads((exp / f"{row['name']}-s0" / "results.json").read_text())
+        res = json.loads((exp / f"{row['name']}-3-s0" / "results.json").read_text())
         assert res["n"]["overall"] == 12 * 5 and row["acc"]["overall"] == [res["vqa"]["overall"], 0.0]
     assert rows[2]["gates"] and "learned gates of gated_dense" in r.stdout
     # every run started from the one shared stage-0 ViT
-    assert "ViT from" in (exp / "baseline-s0.log").read_text()
+    assert "ViT from" in (exp / "baseline-3-s0.log").read_text()
     # resumable: a second call trains only what is new (seed 1), and averages over the seeds
     again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]")
     assert again.returncode == 0 and again.stdout.count("skipped") == 2  # the ViT and seed 0
     row = json.loads((exp / "results.json").read_text())["rows"][0]
-    both = [json.loads((exp / f"baseline-s{s}" / "results.json").read_text())["vqa"]["overall"] for s in (0, 1)]
+    both = [json.loads((exp / f"baseline-3-s{s}" / "results.json").read_text())["vqa"]["overall"] for s in (0, 1)]
     assert abs(row["acc"]["overall"][0] - sum(both) / 2) < 1e-9
 
 
