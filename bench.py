@@ -25,8 +25,8 @@ n_layer, n_head, n_embd = 4, 4, 64
 vocab_size = 447
 text_len = 16            # a question and its answer
 batch_size = 32
-decode_tokens = 8
-repeats = 5              # timings are the median of this many runs (after one warm-up)
+decode_tokens = 16
+repeats = 21             # timings are the median of this many runs (after one warm-up)
 device = "cpu"
 json = ""                # write the table as JSON here too (--json=out/bench.json)
 seed = 1337
@@ -52,23 +52,24 @@ def build(fusion, shortcut):
     return SparseCut(cfg).to(device)
 
 
-def median_time(fn, reps):
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+def sync():
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
-def measure(model, images, idx):
-    """Seconds: forward, one training step (end to end), prefill, one decode step."""
+def timed(fn):
+    """Seconds one call of fn takes (fn may return its own timing, to leave out its set-up)."""
+    sync()
+    t0 = time.perf_counter()
+    own = fn()
+    sync()
+    return own if own is not None else time.perf_counter() - t0
+
+
+def timers(model, images, idx):
+    """{what: fn} for one variant: forward, one training step (end to end), prefill, decode."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cache = [None]
 
     def step():
         _, loss = model(images, idx, idx)
@@ -76,25 +77,31 @@ def measure(model, images, idx):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    with torch.no_grad():
-        fwd = median_time(lambda: model(images, idx), repeats)
+    @torch.no_grad()
+    def forward():
+        model(images, idx)
+
+    @torch.no_grad()
+    def prefill():
         prefix, inject = model.fuse(model.encode(images))
-        cache = [None]
+        cache[0] = model.llm.new_cache()
+        sync()
+        t0 = time.perf_counter()
+        model.llm(idx, prefix=prefix, inject=inject, cache=cache[0])
+        sync()
+        return time.perf_counter() - t0
 
-        def prefill():
-            cache[0] = model.llm.new_cache()
-            model.llm(idx, prefix=prefix, inject=inject, cache=cache[0])
+    @torch.no_grad()
+    def decode():  # decode_tokens steps after an untimed prefill; reported per token
+        prefill()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(decode_tokens):
+            model.llm(idx[:, -1:], cache=cache[0])
+        sync()
+        return (time.perf_counter() - t0) / decode_tokens
 
-        pre = median_time(prefill, repeats)
-
-        def decode():  # decode_tokens steps after a fresh prefill; reported per token
-            prefill()
-            for _ in range(decode_tokens):
-                model.llm(idx[:, -1:], cache=cache[0])
-
-        dec = (median_time(decode, repeats) - pre) / decode_tokens
-    train = median_time(step, repeats)
-    return fwd, train, pre, dec
+    return {"forward_s": forward, "train_step_s": step, "prefill_s": prefill, "decode_token_s": decode}
 
 
 def main(argv):
@@ -107,16 +114,23 @@ def main(argv):
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)
     idx = torch.randint(vocab_size, (batch_size, text_len), device=device)
     peak = measure_peak_flops(device, batch_size * 80, n_embd)
+    models = [build(fusion, shortcut) for _, fusion, shortcut, _ in VARIANTS]
+    fns = [timers(m, images, idx) for m in models]
+    times = [{k: [] for k in f} for f in fns]
+    for rep in range(repeats + 1):  # round-robin over the variants, so that drift hits them all alike
+        for f, t in zip(fns, times):
+            for k, fn in f.items():
+                s = timed(fn)
+                if rep:  # the first round is a warm-up
+                    t[k].append(s)
     rows = []
-    for name, fusion, shortcut, what in VARIANTS:
-        model = build(fusion, shortcut)
+    for (name, _, _, what), model, t in zip(VARIANTS, models, times):
         fl = model.estimate_flops(text_len)
-        fwd, train, pre, dec = measure(model, images, idx)
+        med = {k: sorted(v)[len(v) // 2] for k, v in t.items()}
         rows.append({"variant": name, "what": what, "params": sum(p.numel() for p in model.parameters()),
                      "context": model.n_image_tokens + text_len, "flops_vit": fl["vit"],
-                     "flops_fusion": fl["fusion"], "flops_llm": fl["llm"], "flops": fl["total"],
-                     "forward_s": fwd, "train_step_s": train, "prefill_s": pre, "decode_token_s": dec,
-                     "mfu": 3 * fl["total"] * batch_size / train / peak})
+                     "flops_fusion": fl["fusion"], "flops_llm": fl["llm"], "flops": fl["total"], **med,
+                     "mfu": 3 * fl["total"] * batch_size / med["train_step_s"] / peak})
     base = rows[0]
     print(f"{len(rows)} variants, batch {batch_size}, text {text_len} tokens, device {device}, "
           f"{torch.get_num_threads()} threads; matmul peak {peak / 1e9:.0f} GFLOP/s; "

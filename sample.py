@@ -57,6 +57,7 @@ def save_png(path, img, q, answers):
     draw = ImageDraw.Draw(sheet)
     for i, line in enumerate(lines):
         draw.text((10, full_im.height + 18 + 14 * i), line, fill="black")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     sheet.save(path)
 
 

@@ -26,11 +26,11 @@ def test_sample_on_an_image_file(trained, tmp_path):
     img = tmp_path / "photo.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(img)
     r = sample(f"--out_dir={trained / 'out'}", f"--image={img}", "--question=what colour is the object in the centre?",
-               f"--save={tmp_path / 'answer.png'}", "--num_samples=2", "--temperature=1.0", "--top_k=5")
+               f"--save={tmp_path / 'new_dir' / 'answer.png'}", "--num_samples=2", "--temperature=1.0", "--top_k=5")
     assert r.returncode == 0, r.stderr
     assert "ViT block" in r.stdout and "Q: what colour is the object in the centre? A:" in r.stdout
     assert r.stdout.count("  -> ") == 2
-    with Image.open(tmp_path / "answer.png") as im:
+    with Image.open(tmp_path / "new_dir" / "answer.png") as im:
         assert im.width > 2 * 64 and im.height > 64
 
 
