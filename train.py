@@ -337,7 +337,7 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
     resume = None
 
 if max_iters == 0 and align_iters == 0:  # stage 0 only: a ViT for later runs' vit_init
-    say(f"no text stages (max_iters=0): the ViT is in {vit_path}")
+    say("no text stages (max_iters=0): stopping" + (f"; the ViT is in {vit_path}" if os.path.exists(vit_path) else ""))
     if ddp:
         torch.distributed.destroy_process_group()
     sys.exit(0)

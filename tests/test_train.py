@@ -152,3 +152,13 @@ def test_stages_chain_through_separate_configs(tmp_path):
     r = stage("shapes_tune.py", f"--out_dir={tune!r}", f"--init_from={align + '/ckpt.pt'!r}", "--max_iters=3")
     assert "initialised from" in r.stdout and "align step 3" in r.stdout
     assert json.loads(open(os.path.join(tune, "results.json")).read())["n"]["overall"] == 12 * 5
+
+
+def test_gpu_config_builds_its_model(tmp_path):
+    """config/shapes_gpu.py, on a CPU with a handful of scenes: data, model and wiring come up."""
+    r = subprocess.run([sys.executable, "train.py", "config/shapes_gpu.py", "--device='cpu'", "--compile=False",
+                        "--n_train=16", "--n_val=4", "--n_test=4", "--vit_iters=0", "--max_iters=0",
+                        f"--data_dir={str(tmp_path / 'data')!r}", f"--out_dir={str(tmp_path / 'out')!r}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ViT (12 blocks" in r.stdout and "shortcuts=4" in r.stdout and "8 LLM layers" in r.stdout
