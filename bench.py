@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from configurator import configure
+from configurator import configure_or_exit
 from evaluate import measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
@@ -105,10 +105,7 @@ def timers(model, images, idx):
 
 
 def main(argv):
-    try:
-        configure(config, argv)
-    except ValueError as e:
-        sys.exit(f"bench.py: {e}")
+    configure_or_exit(config, argv, "bench.py")
     globals().update(config)
     torch.manual_seed(seed)
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)

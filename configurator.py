@@ -8,6 +8,7 @@ script does not define, or a value of the wrong type, is an error that lists the
 """
 import ast
 import os
+import sys
 
 
 def _check(config, key, value, where):
@@ -44,3 +45,11 @@ def configure(config, argv):
                 value = text  # a bare word is a string: --fusion=concat
             config[key] = _check(config, key, value, arg)
     return config
+
+
+def configure_or_exit(config, argv, script):
+    """configure(), but a bad argument ends the program with one line: '<script>: <what was wrong>'."""
+    try:
+        return configure(config, argv)
+    except ValueError as e:
+        sys.exit(f"{script}: {e}")

@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 
-from configurator import configure
+from configurator import configure_or_exit
 
 config_file = "config/shapes_cpu.py"
 out = "out/exp"
@@ -113,10 +113,7 @@ def draw(rows, path):
 
 
 def main(argv):
-    try:
-        configure(config, argv)
-    except ValueError as e:
-        sys.exit(f"experiments.py: {e}")
+    configure_or_exit(config, argv, "experiments.py")
     globals().update(config)
     custom = "custom_" + "_".join(f"{b}-{l}" for b, l in pairs)  # its own name: change the pairs, a new run
     variants = VARIANTS + ([("custom", custom, dict(SPARSECUT, pairs=pairs))] if pairs else [])

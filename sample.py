@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from checkpoint import load_model
-from configurator import configure
+from configurator import configure_or_exit
 from data.batches import to_float
 from data.llava import load_image
 from data.prompt import caption_prompt, vqa_prompt
@@ -62,10 +62,7 @@ def save_png(path, img, q, answers):
 
 
 def main(argv):
-    try:
-        configure(config, argv)
-    except ValueError as e:
-        fail(e)
+    configure_or_exit(config, argv, "sample.py")
     c = config
     try:
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, save_checkpoint
-from configurator import configure
+from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, stage0_targets, to_float
 from fusion import make_views as views_of
 from evaluate import evaluate, format_table, measure_peak_flops
@@ -90,10 +90,7 @@ config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v
 argv = sys.argv[1:]
 if not any(not a.startswith("--") for a in argv):
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
-try:
-    configure(config, argv)
-except ValueError as e:
-    sys.exit(f"train.py: {e}")
+configure_or_exit(config, argv, "train.py")
 globals().update(config)
 
 # DDP: one process per device; each rank trains on its own shard of the scenes
@@ -233,7 +230,6 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 # Measured (README, "The recipe"): with no colour target anywhere, our 6-block ViT's main level
 # lost colour and the LLM never learned colour questions; colour and texture targets on the
 # crops fixed that. On the low view we keep the objective semantic (what and where), as CLIP's is.
-n_tok = model_config.vit.n_patches
 n_classes = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}
 if {"cell", "centre"} & set(vit_crop_targets):
     sys.exit("train.py: a crop does not know where it sits in the image: take cell/centre out of vit_crop_targets")

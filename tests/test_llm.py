@@ -36,6 +36,17 @@ def block_inputs(gpt, **forward_kw):
     return seen
 
 
+def image_kwargs(mode, n, layers):
+    """forward/generate keywords for a test mode: 'text' (none), 'prefix' (n image tokens), or
+    'prefix+inject' (and a shortcut before each of `layers`)."""
+    kw = {}
+    if mode != "text":
+        kw["prefix"] = torch.randn(2, n, C)
+    if mode == "prefix+inject":
+        kw["inject"] = {layer: torch.randn(2, n, C) for layer in layers}
+    return kw
+
+
 def test_shapes():
     torch.manual_seed(0)
     gpt = tiny_gpt()
@@ -78,11 +89,7 @@ def test_kv_cache_logits_equal_recompute(mode):
     torch.manual_seed(0)
     gpt = lively(tiny_gpt())
     idx = torch.randint(V, (2, 12))
-    kw = {}
-    if mode != "text":
-        kw["prefix"] = torch.randn(2, 5, C)
-    if mode == "prefix+inject":
-        kw["inject"] = {0: torch.randn(2, 5, C), 2: torch.randn(2, 5, C)}
+    kw = image_kwargs(mode, n=5, layers=(0, 2))
     with torch.no_grad():
         full, _ = gpt(idx, **kw)
         cache = gpt.new_cache()
@@ -98,11 +105,7 @@ def test_generate_cache_matches_no_cache(mode):
     torch.manual_seed(0)
     gpt = lively(tiny_gpt())
     idx = torch.randint(V, (2, 5))
-    kw = {}
-    if mode != "text":
-        kw["prefix"] = torch.randn(2, 6, C)
-    if mode == "prefix+inject":
-        kw["inject"] = {1: torch.randn(2, 6, C)}
+    kw = image_kwargs(mode, n=6, layers=(1,))
     a = gpt.generate(idx, 12, temperature=0, use_cache=True, **kw)
     b = gpt.generate(idx, 12, temperature=0, use_cache=False, **kw)
     assert a.shape == (2, 17)
