@@ -8,31 +8,74 @@ import torch
 from sparsecut import SparseCut, SparseCutConfig
 
 
+def check_device(device):
+    """A one-line ValueError unless torch can use `device` here ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"device={device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:N'") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this machine has no CUDA GPU that torch can use: use --device=cpu")
+    if kind == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} but this machine has {torch.cuda.device_count()} GPU(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} is not available here: use --device=cpu")
+
+
+def all_finite(state_dict):
+    """True if every floating-point tensor of a state dict is free of NaN and inf."""
+    return all(bool(torch.isfinite(v).all()) for v in state_dict.values()
+               if torch.is_tensor(v) and v.is_floating_point())
+
+
 def save_checkpoint(path, state):
-    """torch.save to path + '.tmp', then an atomic rename: a crash mid-write leaves the old file."""
+    """torch.save to path + '.tmp', fsync, then an atomic rename: a crash at any point leaves the
+    old file whole (without the fsync, a power cut after the rename could leave an empty file)."""
+    if "model" in state and not all_finite(state["model"]):
+        raise ValueError(f"refusing to write non-finite weights to {path}")  # a bug upstream: never happens
     tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):  # the half-written file; a SIGKILL leaves one, which the next save overwrites
+            os.remove(tmp)
+        raise
 
 
 def load_checkpoint(path, device="cpu"):
-    """The checkpoint dict. weights_only=True: loading never runs code from the file."""
+    """The checkpoint dict, tensors on `device` except the RNG states (torch can only set those
+    from CPU tensors). weights_only=True: loading never runs code from the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found: train first (python train.py) or fix the path")
+    check_device(device)  # before reading: a good file must not be blamed for a missing GPU
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); "
-                         f"it may be truncated or corrupt: delete it and retrain") from None
+                         f"it may be truncated, corrupt or not from train.py: retrain or use another file") from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a train.py checkpoint (a dict)")
+    if isinstance(ckpt.get("rng"), dict):
+        rng = ckpt["rng"]
+        rng["torch"] = rng["torch"].cpu() if torch.is_tensor(rng.get("torch")) else rng.get("torch")
+        rng["sampler"] = [s.cpu() if torch.is_tensor(s) else s for s in rng.get("sampler") or []]
+    return ckpt
 
 
 def load_model(path, device="cpu"):
     """A SparseCut model from a train.py checkpoint, and the checkpoint dict."""
     ckpt = load_checkpoint(path, device)
+    missing = [k for k in ("model_config", "model", "config") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} has no {', '.join(map(repr, missing))}: not a checkpoint written by train.py")
     try:
         model = SparseCut(SparseCutConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ValueError(f"{path} does not hold a SparseCut model ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:120]})") from None
+                         f"{(str(e).splitlines() or [''])[0][:120]})") from None
     return model.to(device), ckpt

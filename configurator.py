@@ -15,8 +15,10 @@ def _check(config, key, value, where):
     if key not in config:
         raise ValueError(f"unknown config key {key!r} ({where}); valid keys: {', '.join(sorted(config))}")
     old = config[key]
-    if old is None or value is None or type(value) is type(old):
+    if old is None or type(value) is type(old):
         return value
+    if value is None:
+        raise ValueError(f"config key {key!r} ({where}) cannot be None: give a {type(old).__name__}, like the default {old!r}")
     if type(old) is float and type(value) is int:
         return float(value)
     if type(old) in (list, tuple) and type(value) in (list, tuple):
@@ -31,7 +33,11 @@ def configure(config, argv):
             if not os.path.isfile(arg):
                 raise ValueError(f"config file {arg!r} not found (give a path such as config/shapes_cpu.py)")
             ns = {"__file__": arg}  # so that a config can build on another one next to it
-            exec(compile(open(arg).read(), arg, "exec"), ns)  # config files are code from the repo
+            try:
+                exec(compile(open(arg).read(), arg, "exec"), ns)  # config files are code from the repo
+            except Exception as e:  # SyntaxError, NameError...: where, and what
+                line = getattr(e, "lineno", None) or (e.__traceback__.tb_next.tb_lineno if e.__traceback__.tb_next else "?")
+                raise ValueError(f"config file {arg} line {line}: {type(e).__name__}: {getattr(e, 'msg', e)}; fix the file") from None
             for key, value in ns.items():
                 if not key.startswith("_") and not callable(value) and type(value).__name__ != "module":
                     config[key] = _check(config, key, value, arg)

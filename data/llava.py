@@ -6,7 +6,8 @@ Bring your own data in LLaVA's conversation format: a JSON list of records
                        {"from": "gpt", "value": "red"}, ...more human/gpt pairs...]}
 
 plus a folder of images (paths in "image" are relative to it). Any image mode and size is
-accepted: converted to RGB, resized keeping its aspect ratio and padded to a square.
+accepted (16-bit and float images are scaled to 8 bits): converted to RGB, resized keeping its
+aspect ratio and padded to a square.
 read_llava loads every image at once (toy-sized data: simple and fast to train from).
 """
 import json
@@ -20,6 +21,22 @@ from data.prompt import CAPTION_QUESTION
 PAD = (0, 0, 0)
 
 
+def to_rgb(im):
+    """A PIL image of any mode -> mode RGB. convert("RGB") clips 16-bit ('I;16', 'I') and float ('F')
+    pixels at 255 (a 16-bit scan comes out black and white), so those are scaled to 0..255 first:
+    'I;16*' by its 16-bit range, 'I' and 'F' by the range their values imply (1, 255, 65535 or max)."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64).clip(min=0)                        # (H, W)
+        top = a.max(initial=0)
+        full = 65535 if im.mode.startswith("I;16") else next((r for r in (1, 255, 65535) if top <= r), top)
+        if im.mode == "I" and full == 1:
+            full = 255  # integers 0/1 are 8-bit values, not a 0..1 range
+        im = Image.fromarray(np.round(a * (255 / full)).astype(np.uint8), "L")
+    elif im.mode == "La":  # premultiplied alpha: Pillow converts it to LA only
+        im = im.convert("LA")
+    return im.convert("RGB")
+
+
 def load_image(path, image_size=64):
     """Any image file -> (image_size, image_size, 3) uint8: RGB, resized to fit, padded to square."""
     if not os.path.exists(path):
@@ -27,7 +44,7 @@ def load_image(path, image_size=64):
     try:
         with Image.open(path) as im:
             im.load()
-            im = im.convert("RGB")
+            im = to_rgb(im)
     except Exception as e:
         raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e}); re-save it as PNG or JPEG") from None
     w, h = im.size
