@@ -7,7 +7,8 @@ $ python data/shapes/prepare.py --preview=data/preview.png   # only draw a few v
 
 Writes into out_dir: {split}_images.npy uint8 (N, H, W, 3), {split}_masks.npy uint8 (N, H, W)
 (object index + 1 per pixel, 0 = background), {split}.jsonl (one scene per line: id, objects,
-caption, qa) and meta.json (the settings, so callers can tell whether the files are stale).
+caption, qa) and meta.json (the settings and each file's size, so callers can tell whether the
+files are stale or incomplete; it is written last, see prepare()).
 """
 import json
 import os
@@ -27,8 +28,8 @@ SPLITS = ["train", "val", "test"]
 HASH_BUCKETS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}
 
 
-def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
-    """n scenes of one split: images (n, H, W, 3) uint8, masks (n, H, W) uint8, records list[dict]."""
+def check_settings(min_objects, max_objects, question_types, image_size):
+    """A one-line ValueError for settings no scene can be drawn with."""
     if not 1 <= min_objects <= max_objects <= 9:
         raise ValueError(f"need 1 <= min_objects <= max_objects <= 9 (one object per grid cell), got {min_objects}, {max_objects}")
     if image_size % 2 or image_size < 48:
@@ -38,6 +39,11 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
     bad = [t for t in question_types or [] if t not in R.QUESTION_TYPES]
     if bad:
         raise ValueError(f"unknown question types {bad}; valid: {R.QUESTION_TYPES}")
+
+
+def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
+    """n scenes of one split: images (n, H, W, 3) uint8, masks (n, H, W) uint8, records list[dict]."""
+    check_settings(min_objects, max_objects, question_types, image_size)
     rng = np.random.default_rng([seed, SPLITS.index(split)])  # one stream per split
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     masks = np.empty((n, image_size, image_size), dtype=np.uint8)
@@ -55,17 +61,36 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
 
 def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=0,
             min_objects=1, max_objects=4, question_types=None, image_size=64):
-    """Generate all three splits into out_dir (see the module docstring for the files)."""
+    """Generate all the splits into out_dir (see the module docstring for the files).
+
+    Atomic: meta.json is removed first and written last, and every file is written under a
+    temporary name, synced and renamed; meta.json lists each file's size. So a killed run never
+    leaves a folder that reads as complete, nor old splits mixed with new, nor half a file."""
+    check_settings(min_objects, max_objects, question_types, image_size)  # before touching the folder
     os.makedirs(out_dir, exist_ok=True)
     meta = settings(n_train, n_val, n_test, seed, min_objects, max_objects, question_types, image_size)
+    meta_path = os.path.join(out_dir, "meta.json")
+    if os.path.exists(meta_path):
+        os.remove(meta_path)  # from here until the end, the folder reads as incomplete
+    sizes = {}
     for split, n in zip(SPLITS, (n_train, n_val, n_test)):
         images, masks, records = make_split(split, n, seed, min_objects, max_objects, question_types, image_size)
-        np.save(os.path.join(out_dir, f"{split}_images.npy"), images)
-        np.save(os.path.join(out_dir, f"{split}_masks.npy"), masks)
-        with open(os.path.join(out_dir, f"{split}.jsonl"), "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:  # written last: its presence means complete
-        json.dump(meta, f, indent=1)
+        sizes[f"{split}_images.npy"] = write_atomic(os.path.join(out_dir, f"{split}_images.npy"), lambda f: np.save(f, images))
+        sizes[f"{split}_masks.npy"] = write_atomic(os.path.join(out_dir, f"{split}_masks.npy"), lambda f: np.save(f, masks))
+        sizes[f"{split}.jsonl"] = write_atomic(os.path.join(out_dir, f"{split}.jsonl"),
+                                               lambda f: f.writelines((json.dumps(r) + "\n").encode() for r in records))
+    write_atomic(meta_path, lambda f: f.write(json.dumps(dict(meta, files=sizes), indent=1).encode()))
+
+
+def write_atomic(path, write):
+    """write(f) on a binary file path + '.tmp', fsync, rename it to path. Returns the size in bytes."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return os.path.getsize(path)
 
 
 def settings(n_train=20000, n_val=1000, n_test=1000, seed=0, min_objects=1, max_objects=4,
@@ -75,14 +100,24 @@ def settings(n_train=20000, n_val=1000, n_test=1000, seed=0, min_objects=1, max_
             "question_types": list(question_types or R.QUESTION_TYPES), "image_size": image_size}
 
 
-def ensure_prepared(out_dir="data/shapes", **kwargs):
-    """prepare() unless out_dir already holds data made with these settings. Returns True if it generated."""
+def read_meta(out_dir):
+    """meta.json of out_dir without its file list, or None if the data there is not complete: no
+    meta.json (a prepare was killed), or a listed file missing or of another size (cut short)."""
     try:
         with open(os.path.join(out_dir, "meta.json")) as f:
-            if json.load(f) == settings(**kwargs):
-                return False
-    except FileNotFoundError:
+            meta = json.load(f)
+        files = meta.pop("files")
+        if all(os.path.getsize(os.path.join(out_dir, name)) == size for name, size in files.items()):
+            return meta
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
         pass
+    return None
+
+
+def ensure_prepared(out_dir="data/shapes", **kwargs):
+    """prepare() unless out_dir holds complete data made with these settings. Returns True if it generated."""
+    if read_meta(out_dir) == settings(**kwargs):
+        return False
     prepare(out_dir, **kwargs)
     return True
 
@@ -90,13 +125,20 @@ def ensure_prepared(out_dir="data/shapes", **kwargs):
 def load_split(out_dir, split):
     """images (N, H, W, 3) uint8, masks (N, H, W) uint8, records list[dict] of one split."""
     path = os.path.join(out_dir, f"{split}.jsonl")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; run: python data/shapes/prepare.py --out_dir={out_dir}")
-    with open(path) as f:
-        records = [json.loads(line) for line in f]
-    images = np.load(os.path.join(out_dir, f"{split}_images.npy"))
-    masks = np.load(os.path.join(out_dir, f"{split}_masks.npy"))
-    assert len(images) == len(masks) == len(records)
+    if read_meta(out_dir) is None or not os.path.exists(path):
+        raise FileNotFoundError(f"no complete shapes data in {out_dir} ({split} split): run the training command "
+                                f"again (it generates them) or python data/shapes/prepare.py --out_dir={out_dir}")
+    try:
+        with open(path) as f:
+            records = [json.loads(line) for line in f]
+        images = np.load(os.path.join(out_dir, f"{split}_images.npy"))
+        masks = np.load(os.path.join(out_dir, f"{split}_masks.npy"))
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"the {split} split in {out_dir} is corrupt ({type(e).__name__}): delete the folder, "
+                         f"it is generated again") from None
+    if not len(images) == len(masks) == len(records):
+        raise ValueError(f"the {split} split in {out_dir} has {len(images)} images, {len(masks)} masks and "
+                         f"{len(records)} records: delete the folder, it is generated again")
     return images, masks, records
 
 
@@ -131,7 +173,10 @@ if __name__ == "__main__":
         key, _, value = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or key not in config or not _:
             sys.exit(f"bad argument {arg!r}; use --key=value with key in {list(config)}")
-        config[key] = type(config[key])(value)
+        try:
+            config[key] = type(config[key])(value)
+        except ValueError:
+            sys.exit(f"bad argument {arg!r}: {key} must be {type(config[key]).__name__}")
     types = config.pop("question_types")
     types = types.split(",") if types else None  # None: all types
     if config["preview"]:
@@ -141,5 +186,8 @@ if __name__ == "__main__":
         sys.exit()
     config.pop("preview")
     t0 = time.time()
-    prepare(question_types=types, **config)
+    try:
+        prepare(question_types=types, **config)
+    except ValueError as e:
+        sys.exit(f"prepare.py: {e}")
     print(f"wrote {config['n_train']}/{config['n_val']}/{config['n_test']} scenes to {config['out_dir']} in {time.time() - t0:.1f}s")
