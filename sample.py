@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from checkpoint import load_model
+from checkpoint import check_device, load_model
 from configurator import configure_or_exit
 from data.batches import to_float
 from data.llava import load_image
@@ -61,9 +61,35 @@ def save_png(path, img, q, answers):
     sheet.save(path)
 
 
+def check_flags(c):
+    """Bad flags end the program in one line, before anything is loaded."""
+    for key, low in (("num_samples", 1), ("max_new_tokens", 1), ("top_k", 0)):
+        if c[key] < low:
+            fail(f"--{key}={c[key]} must be >= {low}")
+    if not c["temperature"] >= 0:  # also NaN
+        fail(f"--temperature={c['temperature']} must be >= 0 (0 = greedy)")
+    try:
+        check_device(c["device"])
+    except ValueError as e:
+        fail(e)
+    if c["save"]:
+        from PIL import Image
+        ext = os.path.splitext(c["save"])[1].lower()
+        if ext not in Image.registered_extensions():
+            fail(f"--save={c['save']!r}: unknown image extension {ext!r}; use .png or .jpg")
+        if os.path.isdir(c["save"]):
+            fail(f"--save={c['save']!r} is a folder; give a file name such as {os.path.join(c['save'], 'answer.png')}")
+        parent = os.path.dirname(os.path.abspath(c["save"]))
+        while not os.path.exists(parent):  # the folder is made at the end: the first part that exists decides
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            fail(f"--save={c['save']!r} cannot be written: {parent} is {'a file' if not os.path.isdir(parent) else 'not writable'}")
+
+
 def main(argv):
     configure_or_exit(config, argv, "sample.py")
     c = config
+    check_flags(c)
     try:
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])
     except (FileNotFoundError, ValueError) as e:
@@ -84,7 +110,7 @@ def main(argv):
         from data.shapes.prepare import load_split
         try:
             images, _, records = load_split(tc["data_dir"], c["split"])
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             fail(e)
         if not 0 <= c["index"] < len(images):
             fail(f"--index={c['index']} is out of range: the {c['split']} split has {len(images)} scenes")
@@ -117,7 +143,10 @@ def main(argv):
         for a in answers:
             print(f"  -> {a}")
         if c["save"] and q == questions[0]:
-            save_png(c["save"], np.asarray(img), q or "describe the image.", answers)
+            try:
+                save_png(c["save"], np.asarray(img), q or "describe the image.", answers)
+            except (OSError, ValueError) as e:
+                fail(f"--save={c['save']!r} could not be written ({type(e).__name__}: {e})")
     if c["save"]:
         print(f"\nsaved {c['save']}")
 

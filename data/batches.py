@@ -44,6 +44,8 @@ def load_dataset(cfg, say=print):
         kw = dict(n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=cfg["data_seed"],
                   min_objects=cfg["min_objects"], max_objects=cfg["max_objects"],
                   question_types=cfg["question_types"], image_size=cfg["image_size"])
+        if os.path.exists(cfg["data_dir"]) and not os.path.isdir(cfg["data_dir"]):
+            raise ValueError(f"data_dir={cfg['data_dir']!r} is a file: give a folder for the shapes data")
         if ensure_prepared(cfg["data_dir"], **kw):
             say(f"generated the shapes data in {cfg['data_dir']}")
         splits = {}
@@ -57,6 +59,9 @@ def load_dataset(cfg, say=print):
     train = llava_split(read_llava(cfg["data"], cfg["image_root"], cfg["image_size"]))
     if cfg["eval_data"]:
         test = llava_split(read_llava(cfg["eval_data"], cfg["image_root"], cfg["image_size"]))
+    elif len(train.images) < 2:
+        raise ValueError(f"{cfg['data']} has {len(train.images)} record: one is held out for testing, so give "
+                         f"at least 2 (or a separate eval_data file)")
     else:  # hold out a fixed, seeded share of the images (not of the questions: no image leaks)
         perm = np.random.default_rng(cfg["data_seed"]).permutation(len(train.images))
         n = max(1, int(len(perm) * cfg["eval_fraction"]))
@@ -89,7 +94,10 @@ class Examples:
             if caption_frac > 0 and r.get("caption"):
                 pairs.append((caption_prompt(), r["caption"], True))
             for prompt, answer, cap in pairs:
-                rows.append(encode_example(tok, prompt, answer, max_text_len))
+                try:
+                    rows.append(encode_example(tok, prompt, answer, max_text_len))
+                except ValueError as e:  # which record: the user has to find it
+                    raise ValueError(f"record {r['id']}: {e}") from None
                 self.scene.append(i)
                 self.n_objects.append(len(r.get("objects", [])))
                 self.is_caption.append(cap)

@@ -62,18 +62,28 @@ def read_llava(json_path, image_root, image_size=64):
 
     "<image>" is removed from the questions (our model always sees the image before the text).
     """
+    if not os.path.isfile(json_path):
+        raise FileNotFoundError(f"{json_path}: no such file; give the path of a LLaVA-format JSON list")
+    if image_root and not os.path.isdir(image_root):
+        raise FileNotFoundError(f"image_root={image_root!r} is not a folder: give the folder the 'image' paths are relative to")
+    if os.path.getsize(json_path) == 0:
+        raise ValueError(f"{json_path}: the file is empty (0 bytes); it should hold a JSON list of records")
     try:
-        with open(json_path) as f:
+        with open(json_path, encoding="utf-8") as f:
             data = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{json_path}: not valid JSON ({e})") from None
     if not isinstance(data, list):
         raise ValueError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
+    if not data:
+        raise ValueError(f"{json_path}: the list of records is empty")
     examples = []
     for k, r in enumerate(data):
         where = f"{json_path}: record {r.get('id', k) if isinstance(r, dict) else k}"
         if not isinstance(r, dict) or not {"id", "image", "conversations"} <= r.keys():
             raise ValueError(f"{where}: needs the keys 'id', 'image' and 'conversations'")
+        if not isinstance(r["image"], str) or not r["image"]:
+            raise ValueError(f"{where}: 'image' must be a file name, got {r['image']!r}")
         conv = r["conversations"]
         if not isinstance(conv, list) or not conv:
             raise ValueError(f"{where}: empty conversation; give at least one human/gpt pair")
@@ -84,7 +94,11 @@ def read_llava(json_path, image_root, image_size=64):
                  for i in range(0, len(conv), 2)]
         if any(not q or not a for q, a in turns):
             raise ValueError(f"{where}: a question or an answer is empty")
-        image = load_image(os.path.join(image_root, r["image"]), image_size)
+        path = os.path.join(image_root, r["image"])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{where}: image not found: {path}; check image_root={image_root!r} "
+                                    f"(the folder the 'image' paths are relative to)")
+        image = load_image(path, image_size)
         examples.append({"id": str(r["id"]), "image": image, "turns": turns})
     return examples
 

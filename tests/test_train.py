@@ -114,7 +114,7 @@ def test_trains_on_own_llava_data(tmp_path):
     assert res["vqa"]["overall"] >= 0.8, r.stdout[-2000:]  # the answer is the picture's colour: 80 steps learn it
     bad = train(tmp_path, f"--data='{tmp_path / 'train.json'}'", f"--image_root='{tmp_path / 'nope'}'",
                 "--vit_iters=0", "--freeze_vit=False", check=False)
-    assert bad.returncode != 0 and "image not found" in bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode != 0 and "is not a folder" in bad.stderr.strip().splitlines()[-1]
 
 
 def test_torchrun_two_gloo_processes(tmp_path):
