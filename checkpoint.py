@@ -24,8 +24,8 @@ def check_device(device):
 
 def all_finite(state_dict):
     """True if every floating-point tensor of a state dict is free of NaN and inf."""
-    return all(bool(torch.isfinite(v).all()) for v in state_dict.values()
-               if torch.is_tensor(v) and v.is_floating_point())
+    flags = [torch.isfinite(v).all() for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True  # one device sync, not one per tensor
 
 
 def save_checkpoint(path, state):

@@ -18,7 +18,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import all_finite, check_device, load_checkpoint, save_checkpoint
 from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
@@ -96,6 +96,38 @@ if not any(not a.startswith("--") for a in argv):
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
 
+
+def bad(msg):  # a setting a user got wrong: one line, before any data or model is made
+    sys.exit(f"train.py: {msg}")
+
+
+for k in ("batch_size", "vit_batch_size", "gradient_accumulation_steps", "eval_interval", "eval_scenes",
+          "n_train", "n_val", "n_test", "block_size", "patch_size"):
+    if config[k] < 1:
+        bad(f"{k}={config[k]} must be >= 1")
+for k in ("max_iters", "vit_iters", "align_iters", "warmup_iters", "lr_decay_iters", "fusion_lr", "weight_decay", "grad_clip"):
+    if not config[k] >= 0:
+        bad(f"{k}={config[k]} must be >= 0")
+for k in ("learning_rate", "vit_lr"):
+    if not config[k] > 0:
+        bad(f"{k}={config[k]} must be > 0")
+for k in ("caption_frac", "curriculum_frac", "vit_crops", "min_lr_ratio", "dropout", "eval_fraction"):
+    if not 0 <= config[k] <= 1 or (k == "eval_fraction" and config[k] in (0, 1)):
+        bad(f"{k}={config[k]} must be between 0 and 1" + (" (exclusive)" if k == "eval_fraction" else ""))
+if image_size % 2 or image_size // 2 % patch_size:
+    bad(f"image_size={image_size} must be even, and image_size/2 a multiple of patch_size={patch_size} (e.g. 64)")
+if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
+    bad(f"init_from={init_from!r} is neither 'scratch', 'resume' nor a checkpoint file")
+try:
+    check_device(device)
+except ValueError as e:
+    bad(e)
+_up = os.path.abspath(out_dir)
+while not os.path.exists(_up):  # the first part of out_dir that exists must be a folder
+    _up = os.path.dirname(_up)
+if not os.path.isdir(_up):
+    bad(f"out_dir={out_dir!r} cannot be made: {_up} is a file, not a folder")
+
 # DDP: one process per device; each rank trains on its own shard of the scenes
 ddp = int(os.environ.get("RANK", -1)) != -1
 rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
@@ -110,9 +142,19 @@ torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 os.makedirs(out_dir, exist_ok=True)
+for name in ("ckpt.pt.tmp", "vit.pt.tmp"):  # left by a killed save: never a checkpoint
+    if master and os.path.exists(os.path.join(out_dir, name)):
+        os.remove(os.path.join(out_dir, name))
 
 # data ------------------------------------------------------------------------
-ds = load_dataset(config, say)          # train/val/test images, records, tokenizer, masks
+if ddp and not master:
+    torch.distributed.barrier()         # rank 0 generates the data alone; the others wait, then read it
+try:
+    ds = load_dataset(config, say)      # train/val/test images, records, tokenizer, masks
+except (ValueError, FileNotFoundError) as e:
+    bad(e)
+if ddp and master:
+    torch.distributed.barrier()
 tok = ds.tok
 train_ix = np.arange(rank, len(ds.train.images), world)   # this rank's shard
 
@@ -127,17 +169,27 @@ try:
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
-examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
-                    block_size - model.n_image_tokens)
+try:
+    examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
+                        block_size - model.n_image_tokens)
+except ValueError as e:
+    bad(e)
 say(model.describe())
 say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
 say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
 
 
-def lr_mult(it, iters):
-    """Linear warmup, then cosine down to min_lr_ratio."""
-    decay = lr_decay_iters or iters
+kept_schedule = {}  # stage -> steps its schedule spans, when a resume keeps the checkpoint's (below)
+
+
+def schedule_len(stage, iters):
+    """Steps the LR schedule (and the curriculum) of a stage spans."""
+    return lr_decay_iters or kept_schedule.get(stage) or iters
+
+
+def lr_mult(it, decay):
+    """Linear warmup, then cosine down to min_lr_ratio at step `decay`."""
     if it < warmup_iters:
         return (it + 1) / warmup_iters
     t = min(1.0, (it - warmup_iters) / max(1, decay - warmup_iters))
@@ -168,6 +220,12 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
     """The training loop shared by every stage: AdamW, warmup + cosine, accumulation, clipping,
     periodic eval + atomic checkpoint with everything needed to continue exactly."""
     optimizer = torch.optim.AdamW(groups, betas=(beta1, beta2))
+    # only what this optimizer steps may collect gradients: the rest would pile up (no one zeroes
+    # them) into the clip norm and the next stage's first step, and DDP would wait for them
+    trained = {id(p) for g in groups for p in g["params"]}
+    wanted = {p: p.requires_grad for p in net.parameters()}
+    for p in wanted:
+        p.requires_grad_(id(p) in trained)
     sampler = torch.Generator().manual_seed(seed * 1000 + rank)   # the data position
     start, best = 0, -1.0
     if resume is not None:
@@ -183,20 +241,22 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
     t0 = time.time()
     for it in bar:
         for g in optimizer.param_groups:
-            g["lr"] = g["base_lr"] * lr_mult(it, iters)
+            g["lr"] = g["base_lr"] * lr_mult(it, schedule_len(stage, iters))
         for micro in range(gradient_accumulation_steps):
             if ddp:  # sync gradients on the last micro-step only
                 ddp_net.require_backward_grad_sync = micro == gradient_accumulation_steps - 1
             with autocast:
                 loss = batch_loss(step_fn, sampler, it) / gradient_accumulation_steps
             loss.backward()
-        if not torch.isfinite(loss):
-            sys.exit(f"train.py: {stage} loss is {loss.item()} at step {it}; stopped "
-                     f"(the last good checkpoint {ckpt_path} is kept). Try a lower learning rate.")
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        optimizer.step()
+        if torch.isfinite(loss):
+            optimizer.step()  # a finite but huge loss can still make a non-finite update: checked next
         optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss) or not all_finite(dict(net.named_parameters())):
+            kept = f"{ckpt_path} is unchanged" if os.path.exists(ckpt_path) else "no checkpoint was written"
+            sys.exit(f"train.py: {stage} step {it} gave a non-finite {'loss' if not torch.isfinite(loss) else 'update'} "
+                     f"(loss {loss.item() * gradient_accumulation_steps:.4g}); stopped, {kept}. Lower the learning rate.")
         dt, t0 = time.time() - t0, time.time()
         lossf = loss.item() * gradient_accumulation_steps
         samples = bsz * gradient_accumulation_steps * world
@@ -224,6 +284,8 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
             t0 = time.time()
     if log:
         log.close()
+    for p, r in wanted.items():
+        p.requires_grad_(r)
 
 
 # stage 0: pretrain the ViT alone (stage0.py: the targets, and why) --------------------------------
@@ -248,6 +310,12 @@ if resume is not None:
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
     say(f"resuming {resume['stage']} at step {resume['iter']}")
+    key = {"vit": "vit_iters", "align": "align_iters", "tune": "max_iters"}[resume["stage"]]
+    planned = resume["config"].get("lr_decay_iters") or resume["config"].get(key, config[key])
+    if not lr_decay_iters and planned != config[key]:  # the stage now ends elsewhere: its schedule does not move
+        kept_schedule[resume["stage"]] = planned
+        say(f"{key}={config[key]}, but the checkpoint's run planned {planned} steps: the LR schedule and curriculum "
+            f"keep their {planned}-step length (set --lr_decay_iters={config[key]} to stretch them)")
 elif init_from != "scratch":
     ck = load_or_exit(init_from)
     try:
@@ -332,7 +400,7 @@ if freeze_vit:
 
 
 def text_loss(net, sampler, it, captions_only=False):
-    one_object = it < curriculum_frac * (lr_decay_iters or max_iters)  # a share of the schedule
+    one_object = it < curriculum_frac * schedule_len("tune", max_iters)  # a share of the schedule
     ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only)
     idx, tgt, scene = examples.batch(ix)
     if feats is not None:
@@ -341,7 +409,10 @@ def text_loss(net, sampler, it, captions_only=False):
     return net(to_float(ds.train.images[train_ix[scene.numpy()]]).to(device), idx.to(device), tgt.to(device))[1]
 
 
-val_examples = Examples(tok, ds.val.records[:eval_scenes], question_types, caption_frac, examples.max_text_len)
+try:
+    val_examples = Examples(tok, ds.val.records[:eval_scenes], question_types, caption_frac, examples.max_text_len)
+except ValueError as e:
+    bad(f"validation data: {e}")
 
 
 @torch.no_grad()
@@ -364,13 +435,14 @@ def val_eval():
 flops_text = model.estimate_flops(examples.max_len)
 step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
 if align_iters and (resume is None or resume["stage"] == "align"):
-    model.llm.requires_grad_(False)   # stage 1: only the fusion learns to speak the LLM's language
+    # stage 1: only the fusion learns to speak the LLM's language (run_stage freezes the rest)
     run_stage("align", model, param_groups({"fusion": (model.fusion, fusion_lr or learning_rate)}), align_iters,
               batch_size, lambda n, s, it: text_loss(n, s, it, captions_only=True), ckpt_path, step_flops, val_eval, resume)
-    model.llm.requires_grad_(True)
     resume = None
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
 if not freeze_vit:
+    for b, block in enumerate(model.vit.blocks):  # above the deepest tap: never run, never a gradient
+        block.requires_grad_(b <= max(model.levels))
     modules["vit"] = (model.vit, vit_lr)
 if model.gates is not None:
     modules["gates"] = (model.gates, learning_rate)
