@@ -47,22 +47,20 @@ def save_checkpoint(path, state):
 
 
 def load_checkpoint(path, device="cpu"):
-    """The checkpoint dict, tensors on `device` except the RNG states (torch can only set those
-    from CPU tensors). weights_only=True: loading never runs code from the file."""
+    """The checkpoint dict, every tensor on the CPU: torch can set RNG states only from CPU tensors
+    (so map_location=device would break a resume on CUDA), and load_state_dict copies the weights
+    and the optimizer state to wherever the model is. `device` is checked first, so that a missing
+    GPU is not blamed on the file. weights_only=True: loading never runs code from the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} not found: train first (python train.py) or fix the path")
-    check_device(device)  # before reading: a good file must not be blamed for a missing GPU
+    check_device(device)
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); "
                          f"it may be truncated, corrupt or not from train.py: retrain or use another file") from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a train.py checkpoint (a dict)")
-    if isinstance(ckpt.get("rng"), dict):
-        rng = ckpt["rng"]
-        rng["torch"] = rng["torch"].cpu() if torch.is_tensor(rng.get("torch")) else rng.get("torch")
-        rng["sampler"] = [s.cpu() if torch.is_tensor(s) else s for s in rng.get("sampler") or []]
     return ckpt
 
 

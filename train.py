@@ -150,7 +150,7 @@ for name in ("ckpt.pt.tmp", "vit.pt.tmp"):  # left by a killed save: never a che
 if ddp and not master:
     torch.distributed.barrier()         # rank 0 generates the data alone; the others wait, then read it
 try:
-    ds = load_dataset(config, say)      # train/val/test images, records, tokenizer, masks
+    ds = load_dataset(config, print)    # train/val/test images, records, tokenizer, masks (any rank that generates says so)
 except (ValueError, FileNotFoundError) as e:
     bad(e)
 if ddp and master:

@@ -118,8 +118,12 @@ def test_trains_on_own_llava_data(tmp_path):
 
 
 def test_torchrun_two_gloo_processes(tmp_path):
+    """Stage 0, align, then end to end (the ViT trains; its blocks above the deepest tap are never
+    run) under DDP; on a fresh data_dir only rank 0 generates the data while the other waits."""
     runner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
-    train(tmp_path, "--vit_iters=4", "--max_iters=4", "--eval_interval=4", runner=runner)
+    r = train(tmp_path, "--vit_iters=4", "--align_iters=1", "--max_iters=4", "--eval_interval=4", "--freeze_vit=False",
+              "--gate=True", "--main_level=1", runner=runner)
+    assert r.stdout.count("generated the shapes data") == 1
     log = losses(tmp_path / "out" / "log.jsonl")
     assert [i for s, i, _ in log if s == "tune"] == list(range(4))  # rank 0 logs, once per step
     assert (tmp_path / "out" / "results.json").exists()

@@ -85,11 +85,15 @@ def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=
 def write_atomic(path, write):
     """write(f) on a binary file path + '.tmp', fsync, rename it to path. Returns the size in bytes."""
     tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)  # a SIGKILL leaves it instead: never read, overwritten next time
+        raise
     return os.path.getsize(path)
 
 

@@ -1,0 +1,324 @@
+"""Every bad input a one-line error, and nothing lost (issue 13): a table of bad commands, each run
+as its own process (exit code, message, no traceback), plus the checkpoint, data, NaN, resume
+and DDP guarantees behind them.
+
+A fresh interpreter per case costs ~2 s of CPU (importing torch), so the table's cases run in
+processes forked from one that imported torch once (`python tests/test_bad_inputs.py` serves
+them): each child runs the script with runpy and exits as Python would, traceback included.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tests.test_train import TINY, losses  # noqa: E402
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def serve():
+    """Run as a script: read [[script, args], ...] as JSON on stdin, run each in a forked child,
+    print [[exit code, stdout, stderr], ...] as JSON."""
+    import runpy
+    import tempfile
+    import traceback
+    os.chdir(ROOT)
+    import checkpoint, data.batches, data.shapes.prepare, evaluate, stage0, tqdm  # noqa: F401  shared by the children
+    results = []
+    for script, args in json.load(sys.stdin):
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            sys.stdout.flush()
+            pid = os.fork()
+            if pid == 0:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.argv, code = [script] + args, 0
+                try:
+                    runpy.run_path(script, run_name="__main__")
+                except SystemExit as e:  # what the interpreter does with it
+                    code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+                    if not isinstance(e.code, (int, type(None))):
+                        print(e.code, file=sys.stderr)
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            out.seek(0)
+            err.seek(0)
+            results.append([os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"),
+                            err.read().decode(errors="replace")])
+    print(json.dumps(results))
+
+
+def run_all(cases):
+    """cases: [(script, [args])] -> [(returncode, stdout, stderr)], in one serving process."""
+    r = subprocess.run([sys.executable, os.path.abspath(__file__)], input=json.dumps(cases), cwd=ROOT,
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def conv(answer="red"):
+    return [{"from": "human", "value": "<image>\nwhat colour is it?"}, {"from": "gpt", "value": answer}]
+
+
+def make_inputs(tmp):
+    """LLaVA files good and bad, config files, checkpoints that are not ours, a regular file."""
+    (tmp / "img").mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp / "img" / f"{name}.png")
+    good = [{"id": n, "image": f"{n}.png", "conversations": conv()} for n in "abc"]
+    files = {"malformed.json": "[{", "dict.json": {"id": 1}, "strings.json": ["a.png", "b.png"],
+             "no_image.json": [{"id": "a", "conversations": conv()}], "empty_list.json": [],
+             "no_conv.json": [{"id": "a", "image": "a.png"}], "null_image.json": [dict(good[0], image=None)],
+             "missing_image.json": [dict(good[0], image="nope.png")] + good[1:], "one.json": good[:1],
+             "long.json": [dict(g, conversations=conv("word " * 800)) for g in good], "good.json": good}
+    for name, content in files.items():
+        (tmp / name).write_text(content if isinstance(content, str) else json.dumps(content))
+    (tmp / "zero.json").write_bytes(b"")
+    (tmp / "a_file").write_text("not a folder")
+    (tmp / "syntax.py").write_text("batch_size = 4\nmax_iters = (\n")
+    (tmp / "name.py").write_text("batch_size = 4\nmax_iters = undefined_name\n")
+    torch.save({"model": {}, "model_config": {}}, tmp / "no_config.pt")
+    torch.save(torch.zeros(3), tmp / "tensor.pt")
+    for name in ("no_config.pt", "tensor.pt"):
+        (tmp / name.split(".")[0]).mkdir()
+        os.replace(tmp / name, tmp / name.split(".")[0] / "ckpt.pt")
+
+
+def T(tmp, *args):
+    return ("train.py", [os.path.join("config", "shapes_cpu.py")] + TINY + [f"--out_dir={tmp / 'out'}",
+                                                                            f"--data_dir={tmp / 'data'}"] + list(args))
+
+
+def own(tmp, name, *args):
+    return T(tmp, f"--data={str(tmp / name)!r}", f"--image_root={str(tmp / 'img')!r}", "--vit_iters=0",
+             "--freeze_vit=False", *args)
+
+
+# (issue item, case, message in the one line) -> the command, given the inputs folder
+CASES = {
+    ("4", "missing JSON", "neither 'shapes' nor an existing LLaVA JSON"): lambda t: own(t, "nope.json"),
+    ("4", "malformed JSON", "not valid JSON"): lambda t: own(t, "malformed.json"),
+    ("4", "zero-byte JSON", "is empty (0 bytes)"): lambda t: own(t, "zero.json"),
+    ("4", "a dict", "expected a JSON list of records, got dict"): lambda t: own(t, "dict.json"),
+    ("4", "a list of strings", "needs the keys 'id', 'image' and 'conversations'"): lambda t: own(t, "strings.json"),
+    ("4", "no image key", "needs the keys"): lambda t: own(t, "no_image.json"),
+    ("4", "no conversations", "needs the keys"): lambda t: own(t, "no_conv.json"),
+    ("4", "image null", "'image' must be a file name, got None"): lambda t: own(t, "null_image.json"),
+    ("4", "image missing on disk", "image not found"): lambda t: own(t, "missing_image.json"),
+    ("4", "[]", "the list of records is empty"): lambda t: own(t, "empty_list.json"),
+    ("4", "one record", "has 1 record: one is held out for testing"): lambda t: own(t, "one.json"),
+    ("4", "806-token answer", "does not fit block_size"): lambda t: own(t, "long.json"),
+    ("4", "no image_root", "check image_root=''"): lambda t: own(t, "good.json", "--image_root=''"),
+    ("4", "wrong image_root", "is not a folder"): lambda t: own(t, "good.json", f"--image_root={str(t / 'nope')!r}"),
+    ("4", "image_size=63", "image_size=63 must be even"): lambda t: T(t, "--image_size=63"),
+    ("4", "unknown question type", "unknown question types ['colur']"): lambda t: T(t, "--question_types=['colur']"),
+    ("4", "data_dir is a file", "is a file: give a folder"): lambda t: T(t, f"--data_dir={str(t / 'a_file')!r}"),
+    ("4", "device=cuda without CUDA", "use --device=cpu"): lambda t: T(t, "--device='cuda'"),
+    ("4", "out_dir under a file", "is a file, not a folder"): lambda t: T(t, f"--out_dir={str(t / 'a_file' / 'o')!r}"),
+    ("5", "batch_size=0", "batch_size=0 must be >= 1"): lambda t: T(t, "--batch_size=0"),
+    ("5", "eval_interval=0", "eval_interval=0 must be >= 1"): lambda t: T(t, "--eval_interval=0"),
+    ("5", "gradient_accumulation_steps=0", "gradient_accumulation_steps=0 must be >= 1"):
+        lambda t: T(t, "--gradient_accumulation_steps=0"),
+    ("5", "max_iters=-5", "max_iters=-5 must be >= 0"): lambda t: T(t, "--max_iters=-5"),
+    ("5", "vit_batch_size=0", "vit_batch_size=0 must be >= 1"): lambda t: T(t, "--vit_batch_size=0"),
+    ("5", "vit_iters=-1", "vit_iters=-1 must be >= 0"): lambda t: T(t, "--vit_iters=-1"),
+    ("5", "learning_rate=0", "learning_rate=0.0 must be > 0"): lambda t: T(t, "--learning_rate=0"),
+    ("5", "eval_fraction=1", "eval_fraction=1.0 must be between 0 and 1"): lambda t: T(t, "--eval_fraction=1"),
+    ("5", "out_dir=None", "'out_dir' (--out_dir=None) cannot be None"): lambda t: T(t, "--out_dir=None"),
+    ("5", "config SyntaxError", "line 2: SyntaxError"): lambda t: ("train.py", [str(t / "syntax.py")]),
+    ("5", "config NameError", "line 2: NameError: name 'undefined_name'"): lambda t: ("train.py", [str(t / "name.py")]),
+    ("6", "num_samples=0", "--num_samples=0 must be >= 1"): lambda t: ("sample.py", ["--num_samples=0"]),
+    ("6", "top_k=-1", "--top_k=-1 must be >= 0"): lambda t: ("sample.py", ["--top_k=-1"]),
+    ("6", "temperature=-1", "--temperature=-1.0 must be >= 0"): lambda t: ("sample.py", ["--temperature=-1"]),
+    ("6", "save .txt", "unknown image extension '.txt'"): lambda t: ("sample.py", [f"--save={t / 'a.txt'}"]),
+    ("6", "save under a file", "a_file is a file"): lambda t: ("sample.py", [f"--save={t / 'a_file' / 'x.png'}"]),
+    ("6", "checkpoint without config", "has no 'config'"): lambda t: ("sample.py", [f"--out_dir={t / 'no_config'}", "--split=test"]),
+    ("6", "bare tensor", "holds a Tensor, not a train.py checkpoint"): lambda t: ("sample.py", [f"--out_dir={t / 'tensor'}", "--split=test"]),
+    ("3", "sample --device=cuda without CUDA", "no CUDA GPU"): lambda t: ("sample.py", ["--device=cuda", "--split=test"]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every case of the table, and the training runs below, in one serving process."""
+    t = tmp_path_factory.mktemp("bad")
+    make_inputs(t)
+    cases = [make(t) for make in CASES.values()]
+    data = [f"--data_dir={t / 'data'}", "--n_train=16", "--n_test=4"]
+    quick = data + ["--vit_iters=0", "--warmup_iters=1", "--align_iters=2", "--gate=True", "--freeze_vit=False",
+                    "--curriculum_frac=0.0"]
+    train = {  # name -> (out_dir, args after TINY), run in this order
+        "nan_tune": ("nan_tune", data + ["--vit_iters=0", "--learning_rate=1e6", "--max_iters=6", "--eval_interval=1"]),
+        "nan_vit": ("nan_vit", data + ["--vit_iters=6", "--vit_lr=1e6", "--max_iters=0", "--eval_interval=5"]),
+        "align_tune": ("align_tune", quick + ["--max_iters=2"]),                      # align, then tune: one run
+        "align_only": ("split", quick + ["--max_iters=0"]),                           # align, stop ...
+        "then_tune": ("split", quick + ["--max_iters=2", "--init_from='resume'"]),    # ... tune from its checkpoint
+        "longer": ("split", quick + ["--max_iters=3", "--init_from='resume'"]),       # resume with another max_iters
+    }
+    cases += [("train.py", [os.path.join("config", "shapes_cpu.py")] + TINY + args + [f"--out_dir={t / out}"])
+              for out, args in train.values()]
+    results = run_all(cases)
+    return t, dict(zip(CASES, results)), dict(zip(train, results[len(CASES):]))
+
+
+@pytest.mark.parametrize("key", CASES, ids=lambda k: f"{k[0]}-{k[1]}")
+def test_bad_input_is_one_line(runs, key):
+    code, _, err = runs[1][key]
+    assert code != 0 and "Traceback" not in err, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and key[2] in lines[0], err[-2000:]
+
+
+@pytest.mark.parametrize("name, file", [("nan_tune", "ckpt.pt"), ("nan_vit", "vit.pt")])
+def test_nan_stops_and_saves_nothing_non_finite(runs, name, file):
+    """Item 1: a huge learning rate; what is on disk after is finite, and the message says what it is."""
+    t, _, train = runs
+    code, _, err = train[name]
+    path = str(t / name / file)
+    assert code != 0 and "Traceback" not in err and "non-finite" in err.strip().splitlines()[-1], err[-2000:]
+    if os.path.exists(path):
+        assert f"{path} is unchanged" in err
+        ck = torch.load(path, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    else:
+        assert "no checkpoint was written" in err
+    assert name != "nan_tune" or os.path.exists(path)      # saved at step 1, before the blow-up ...
+    assert name != "nan_vit" or not os.path.exists(path)   # ... and the stage-0 one never reached step 5
+
+
+def test_resume_with_another_max_iters_keeps_the_schedule(runs):
+    """Item 9: 2 tune steps planned, resumed to 3: the schedule stays 2 steps long (the LR of step 2
+    at its floor, not halfway down a 3-step cosine), and the run says so."""
+    t, _, train = runs
+    assert train["longer"][0] == 0, train["longer"][2][-2000:]
+    assert "max_iters=3, but the checkpoint's run planned 2 steps" in train["longer"][1]
+    ck = torch.load(t / "split" / "ckpt.pt", weights_only=True)
+    group = ck["optimizer"]["param_groups"][0]
+    assert ck["iter"] == 3 and group["lr"] == pytest.approx(group["base_lr"] * ck["config"]["min_lr_ratio"])
+
+
+def test_align_leaves_no_gradient_behind(runs):
+    """Item 10c: align then tune in one run = align, stop, resume into tune (which starts with no
+    gradients): the ViT's and the gates' gradients of the align stage must not reach tune (with
+    them, checked by hand, the tune losses differ from step 1 on)."""
+    t, _, train = runs
+    for k in ("align_tune", "align_only", "then_tune"):
+        assert train[k][0] == 0, train[k][2][-2000:]
+    one = [e for e in losses(t / "align_tune" / "log.jsonl") if e[0] == "tune"]
+    two = [e for e in losses(t / "split" / "log.jsonl") if e[0] == "tune"][:2]
+    assert len(one) == 2 and one == two
+
+
+def test_checkpoint_crash_between_write_and_replace(tmp_path, monkeypatch):
+    """Item 8: the old checkpoint stays whole and loadable, and no .tmp is left behind."""
+    from checkpoint import load_checkpoint, save_checkpoint
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint(path, {"iter": 1, "model": {"w": torch.ones(3)}})
+
+    def crash(*a):
+        raise OSError("disk gone")
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"iter": 2, "model": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["iter"] == 1 and os.listdir(tmp_path) == ["ckpt.pt"]
+    with pytest.raises(ValueError, match="non-finite"):  # item 1's last line of defence
+        save_checkpoint(path, {"iter": 3, "model": {"w": torch.tensor([float("nan")])}})
+    assert load_checkpoint(path)["iter"] == 1
+
+
+def test_checkpoint_errors_blame_the_right_thing(tmp_path):
+    """Item 3: a good file on a machine without CUDA is not called corrupt."""
+    from checkpoint import load_checkpoint
+    torch.save({"iter": 1}, tmp_path / "good.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU") as e:
+            load_checkpoint(str(tmp_path / "good.pt"), "cuda")
+        assert "corrupt" not in str(e.value)
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "bad.pt"))
+
+
+def test_rng_states_come_back_on_cpu(tmp_path):
+    """Item 10a: asked for another device ('meta' stands in for CUDA), the RNG states still come
+    back on the CPU, where Generator.set_state and torch.set_rng_state need them."""
+    from checkpoint import load_checkpoint, save_checkpoint
+    g = torch.Generator().manual_seed(3)
+    save_checkpoint(str(tmp_path / "ckpt.pt"), {"model": {"w": torch.ones(2)},
+                                                "rng": {"sampler": [g.get_state()], "torch": torch.get_rng_state()}})
+    expected = torch.randint(100, (5,), generator=g)
+    ck = load_checkpoint(str(tmp_path / "ckpt.pt"), "meta")
+    g2 = torch.Generator()
+    g2.set_state(ck["rng"]["sampler"][0])
+    torch.set_rng_state(ck["rng"]["torch"])
+    assert torch.equal(torch.randint(100, (5,), generator=g2), expected)
+
+
+def test_prepare_is_atomic(tmp_path, monkeypatch):
+    """Item 2: a prepare killed after its train split, or mid-file, and a file cut short: the
+    folder reads as incomplete and is generated again, never mixed with the old splits."""
+    from data.shapes import prepare as P
+    kw = dict(n_train=6, n_val=3, n_test=3, image_size=48)
+    d = tmp_path / "d"
+    P.prepare(d, seed=0, **kw)
+    before = {s: P.load_split(d, s)[2] for s in P.SPLITS}
+    real = P.make_split
+
+    def killed_at_val(split, *a, **k):
+        if split == "val":
+            raise KeyboardInterrupt
+        return real(split, *a, **k)
+    monkeypatch.setattr(P, "make_split", killed_at_val)
+    with pytest.raises(KeyboardInterrupt):
+        P.prepare(d, seed=1, **kw)            # the train split of seed 1 is written, then killed
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="no complete shapes data"):
+        P.load_split(d, "val")
+    assert P.ensure_prepared(d, seed=0, **kw)  # regenerated, not trusted
+    assert {s: P.load_split(d, s)[2] for s in P.SPLITS} == before
+
+    def half_save(f, a):
+        f.write(b"\x93NUMPY half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "save", half_save)
+    with pytest.raises(KeyboardInterrupt):
+        P.prepare(d, seed=0, **kw)            # killed mid-file: only a .tmp is half written
+    monkeypatch.undo()
+    assert P.ensure_prepared(d, seed=0, **kw) and P.load_split(d, "train")[2] == before["train"]
+    f = d / "val_images.npy"
+    f.write_bytes(f.read_bytes()[:100])       # cut short behind our back
+    with pytest.raises(FileNotFoundError):
+        P.load_split(d, "val")
+    assert P.ensure_prepared(d, seed=0, **kw) and not P.ensure_prepared(d, seed=0, **kw)
+    assert P.load_split(d, "val")[2] == before["val"]
+    assert not [n for n in os.listdir(d) if n.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("mode, value, grey", [("I;16", 32896, 128), ("I;16B", 65535, 255), ("I", 40000, 156),
+                                               ("I", 200, 200), ("F", 0.5, 128), ("F", 100.0, 100), ("La", (90, 255), 90)])
+def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path, mode, value, grey):
+    """Item 7: convert('RGB') would clip 16-bit and float pixels to white; load_image scales them."""
+    from data.llava import load_image, to_rgb
+    assert to_rgb(Image.new(mode, (4, 4), value)).getpixel((0, 0)) == (grey,) * 3
+    ramp = (np.arange(48 * 48).reshape(48, 48) * 28).astype(np.uint16)      # 0 .. 64484, a 16-bit PNG
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    img = load_image(str(tmp_path / "ramp.png"), 48)
+    assert img.dtype == np.uint8 and len(np.unique(img)) > 200              # a ramp, not black and white
+    assert abs(int(img[24, 24, 0]) - round(ramp[24, 24] / 257)) <= 1
+
+
+if __name__ == "__main__":
+    serve()
