@@ -252,6 +252,22 @@ def test_checkpoint_errors_blame_the_right_thing(tmp_path):
         load_checkpoint(str(tmp_path / "bad.pt"))
 
 
+class Evil:
+    def __reduce__(self):  # unpickling this would create a file
+        return (open, ("/tmp/sparsecut_pwned_by_pickle", "w"))
+
+
+def test_a_malicious_pickle_is_never_run(tmp_path):
+    from checkpoint import load_checkpoint
+    marker = "/tmp/sparsecut_pwned_by_pickle"
+    if os.path.exists(marker):
+        os.remove(marker)
+    torch.save({"model": {}, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "evil.pt"))
+    assert not os.path.exists(marker)
+
+
 def test_rng_states_come_back_on_cpu(tmp_path):
     """Item 10a: asked for another device ('meta' stands in for CUDA), the RNG states still come
     back on the CPU, where Generator.set_state and torch.set_rng_state need them."""

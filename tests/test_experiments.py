@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.test_train import TINY
+from tests.test_train import HANG, TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -15,7 +15,7 @@ def experiments(tmp, *args):
                                   f"--data_dir={str(tmp / 'data')!r}"])
     cmd = [sys.executable, "experiments.py", f"--out={str(tmp / 'exp')!r}", "--max_iters=3",
            f"--train_args={train_args!r}"] + list(args)
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
