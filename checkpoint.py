@@ -35,10 +35,9 @@ def save_checkpoint(path, state):
         raise ValueError(f"refusing to write non-finite weights to {path}")  # a bug upstream: never happens
     tmp = path + ".tmp"
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the file's data, whichever descriptor asks
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):  # the half-written file; a SIGKILL leaves one, which the next save overwrites
