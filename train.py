@@ -63,6 +63,7 @@ shortcut = "sparse"
 density = 2
 order = "u"
 gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
+level_norm = False      # beyond the paper: a LayerNorm per ViT level before the shared fusion
 pairs = []              # your own pattern, [[vit_block, llm_layer], ...]; [] = shortcut/density/order
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
@@ -123,7 +124,7 @@ try:
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
                       prefix_bidirectional=prefix_bidirectional),
         fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
-        pairs=pairs or None)
+        level_norm=level_norm, pairs=pairs or None)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
@@ -370,6 +371,8 @@ if align_iters and (resume is None or resume["stage"] == "align"):
     model.llm.requires_grad_(True)
     resume = None
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
+if model.level_norms is not None:
+    modules["level_norms"] = (model.level_norms, fusion_lr or learning_rate)
 if not freeze_vit:
     modules["vit"] = (model.vit, vit_lr)
 if model.gates is not None:
