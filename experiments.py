@@ -8,10 +8,14 @@ data, then one table of test accuracy per question type and caption F1 (mean, an
     python experiments.py --train_args="--device='cuda'"   # anything else train.py takes
     python experiments.py --only=sparsecut,custom --pairs="[[3, 0], [1, 2]]"   # your own pattern
 
+    python experiments.py --config_file=config/detail_at_depth.py --out=out/exp_detail --only=shortcuts
+
 Each run is `python train.py <config> ... --out_dir=<out>/<variant>-<max_iters>-s<seed>`; a run
 whose results.json exists is skipped, so an interrupted sweep resumes where it stopped (other
---train_args or config_file: use another --out). Stage 0 (the
-ViT) is trained once, in <out>/vit, and every frozen-ViT variant starts from it (vit_init).
+--train_args or config_file: use another --out). Stage 0 (the ViT) is trained once per seed, in
+<out>/vit-s<seed> with that seed, and every frozen-ViT variant of that seed starts from it (vit_init):
+a seed changes the ViT too. `--jobs=2` runs two trainings side by side, one thread each (on a
+2-core machine two 2-thread jobs fight and each becomes 10-30x slower).
 """
 import json
 import os
@@ -19,6 +23,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from configurator import configure_or_exit
 
@@ -30,6 +35,7 @@ max_iters = 2000         # steps of the VQA stage, the same for every variant
 train_args = ""          # more train.py arguments for every run, e.g. "--device='cuda'"
 plot = "results.png"     # accuracy per question type per variant (in out), "" = none
 pairs = []               # your own pattern [[vit_block, llm_layer], ...]: adds the group "custom"
+jobs = 1                 # trainings at once; > 1 gives each one thread (OMP_NUM_THREADS=1)
 
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list)}
 
@@ -54,7 +60,14 @@ VARIANTS = [
     ("recipe", "heads_all_low", dict(SPARSECUT, vit_targets=["shape", "cell", "centre", "colour", "texture"])),
     ("recipe", "no_crop_heads", dict(SPARSECUT, vit_crops=0.0, vit_crop_targets=[])),  # stage 0 on low views only
     ("gates", "gated_dense", dict(SPARSECUT, shortcut="dense_bottom", density=4, gate=True)),
+    ("norm", "concat_norm", dict(fusion="concat", shortcut="none", level_norm=True)),  # beyond the paper:
+    ("norm", "sparsecut_norm", dict(SPARSECUT, level_norm=True)),               # a LayerNorm per level
+    ("norm", "parallel_norm", dict(SPARSECUT, order="parallel", level_norm=True)),  # before the fusion
 ]
+# what the shortcuts are worth (README "Results"): input-only fusion against every pattern, same ViT
+GROUPS = {"shortcuts": ["concat", "sparsecut", "parallel", "dense_bottom", "gated_dense", "density1",
+                        "density4", "parallel4", "sparsecut_norm", "parallel_norm"],
+          "default3": ["baseline", "concat", "sparsecut"]}
 STAGE0_KEYS = {"vit_iters", "vit_targets", "vit_crop_targets", "vit_crops"}  # variants that need their own
 TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
 
@@ -69,13 +82,20 @@ def run(out_dir, overrides, log, done="results.json"):
         cmd += [f"--{k}={v!r}" for k, v in overrides.items()] + [f"--out_dir={out_dir!r}"]
         print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
         os.makedirs(out_dir, exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
         with open(log, "w") as f:
-            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode:
+            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
                 sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
     if not os.path.exists(path):  # max_iters=0: stage 0 only
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def stage0(seed):
+    vit = os.path.join(out, f"vit-s{seed}")
+    run(vit, {"max_iters": 0, "seed": seed}, vit + ".log", done="DONE")
+    open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
 
 
 def mean_spread(xs):
@@ -117,26 +137,30 @@ def main(argv):
     globals().update(config)
     custom = "custom_" + "_".join(f"{b}-{l}" for b, l in pairs)  # its own name: change the pairs, a new run
     variants = VARIANTS + ([("custom", custom, dict(SPARSECUT, pairs=pairs))] if pairs else [])
-    wanted = {w for w in only.split(",") if w}
+    wanted = {v for w in only.split(",") if w for v in GROUPS.get(w, [w])}
     known = {g for g, _, _ in variants} | {n for _, n, _ in variants}
     if wanted - known:
-        sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: {', '.join(sorted(known))}")
+        sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: "
+                 f"{', '.join(sorted(known | set(GROUPS)))}")
+    if jobs < 1:
+        sys.exit(f"experiments.py: jobs={jobs} must be >= 1")
     todo = [(g, n, o) for g, n, o in variants if not wanted or g in wanted or n in wanted]
     os.makedirs(out, exist_ok=True)
-    vit = os.path.join(out, "vit")
-    if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once, shared by the runs that can
-        print("stage 0 (shared ViT):")
-        run(vit, {"max_iters": 0}, os.path.join(out, "vit.log"), done="DONE")
-        open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
-    rows = []
-    for group, name, overrides in todo:
-        per_seed = []
-        for s in seeds:
+    pool = ThreadPoolExecutor(jobs)  # each worker waits on one train.py process
+    if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once per seed, shared by the runs that can
+        print("stage 0 (one ViT per seed, shared by the variants):")
+        list(pool.map(stage0, seeds))
+    runs = {}
+    for s in seeds:  # seed by seed: a sweep cut short still has every variant on the first seeds
+        for group, name, overrides in todo:
             o = dict(overrides, seed=s, max_iters=max_iters)
             if not STAGE0_KEYS & set(o):  # its own stage 0 otherwise
-                o["vit_init"] = os.path.join(vit, "vit.pt")
+                o["vit_init"] = os.path.join(out, f"vit-s{s}", "vit.pt")
             d = os.path.join(out, f"{name}-{max_iters}-s{s}")  # a run: variant, steps, seed
-            per_seed.append(run(d, o, d + ".log"))
+            runs[name, s] = pool.submit(run, d, o, d + ".log")
+    rows = []
+    for group, name, overrides in todo:
+        per_seed = [runs[name, s].result() for s in seeds]
         acc = {t: mean_spread([r["vqa"].get(t, float("nan")) for r in per_seed]) for t in TYPES}
         f1 = mean_spread([r["caption_f1"] or 0.0 for r in per_seed])
         two = mean_spread([r.get("by_objects", {}).get("2+ objects", float("nan")) for r in per_seed])
