@@ -102,33 +102,48 @@ def mean_spread(xs):
     return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def draw(rows, path):
-    """A bar chart with PIL: accuracy per question type (groups), one bar per variant."""
+def draw(rows, path, title):
+    """A bar chart with PIL: per question type, one bar per variant (mean over seeds, +- sd as a
+    whisker), the variants of one group side by side, a gap between groups; a dashed line per
+    type marks the majority baseline (the test split's best constant answer)."""
     from PIL import Image, ImageDraw
-    palette = [(31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44), (152, 223, 138),
-               (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213), (140, 86, 75), (196, 156, 148),
-               (227, 119, 194), (247, 182, 210), (127, 127, 127), (199, 199, 199), (188, 189, 34), (219, 219, 141),
-               (23, 190, 207), (158, 218, 229)]  # tab20
-    names = [r["name"] for r in rows]
-    bar, gap, H, top, left = 8, 14, 220, 20, 40
-    W = left + len(TYPES) * (len(names) * bar + gap) + 150
-    img = Image.new("RGB", (W, H + 60), "white")
+    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
+               (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (0, 0, 0)]
+    colours = [colours[v % len(colours)] for v in range(len(rows))]
+    offset = [0]  # x of each bar inside a type's cluster: 4 px more at every change of group
+    for a, b in zip(rows, rows[1:]):
+        offset.append(offset[-1] + 9 + (4 if a["group"] != b["group"] else 0))
+    bar, gap, H, top, left, legend = 9, 18, 260, 30, 56, 190
+    width = offset[-1] + bar
+    W = left + len(TYPES) * (width + gap) + legend
+    img = Image.new("RGB", (W, H + top + 60), "white")
     d = ImageDraw.Draw(img)
-    for y in (0, .25, .5, .75, 1):
-        yy = top + H - int(y * H)
-        d.line([(left, yy), (W - 150, yy)], fill=(220, 220, 220))
-        d.text((4, yy - 6), f"{y:.2f}", fill="black")
+    y_of = lambda acc: top + H - int(acc * H)
+    for y in (0, .2, .4, .6, .8, 1):
+        d.line([(left, y_of(y)), (W - legend, y_of(y))], fill=(225, 225, 225))
+        d.text((left - 26, y_of(y) - 6), f"{y:.1f}", fill="black")
+    d.text((4, top - 22), "test accuracy (mean over seeds, whisker: +- sd)", fill="black")
     for t, typ in enumerate(TYPES):
-        x0 = left + t * (len(names) * bar + gap)
+        x0 = left + t * (width + gap)
         for v, r in enumerate(rows):
-            acc = r["acc"][typ][0]
-            colour = palette[v % len(palette)]
-            d.rectangle([x0 + v * bar, top + H - int(acc * H), x0 + v * bar + bar - 2, top + H], fill=colour)
+            mean, sd = r["acc"][typ]
+            x = x0 + offset[v]
+            d.rectangle([x, y_of(mean), x + bar - 2, top + H], fill=colours[v])
+            if sd:
+                d.line([(x + bar // 2 - 1, y_of(mean - sd)), (x + bar // 2 - 1, y_of(mean + sd))], fill="black")
+        chance = rows[0].get("majority", {}).get(typ)
+        if chance is not None:
+            for x in range(x0 - 3, x0 + width + 3, 6):
+                d.line([(x, y_of(chance)), (x + 3, y_of(chance))], fill="black", width=2)
         d.text((x0, top + H + 6), typ, fill="black")
-    for v, name in enumerate(names):
-        d.rectangle([W - 140, top + 14 * v, W - 130, top + 14 * v + 10], fill=palette[v % len(palette)])
-        d.text((W - 125, top + 14 * v - 1), name, fill="black")
-    d.text((left, H + 44), "test accuracy per question type (mean over seeds)", fill="black")
+    d.line([(W - legend + 10, top + 6), (W - legend + 24, top + 6)], fill="black", width=2)
+    d.text((W - legend + 30, top), "majority baseline", fill="black")
+    for v, r in enumerate(rows):
+        y = top + 18 + 14 * v
+        d.rectangle([W - legend + 10, y, W - legend + 20, y + 10], fill=colours[v])
+        d.text((W - legend + 26, y - 1), f"{r['group']}: {r['name']}", fill="black")
+    d.text((left, H + top + 30), title, fill="black")
     img.save(path)
 
 
@@ -166,7 +181,7 @@ def main(argv):
         two = mean_spread([r.get("by_objects", {}).get("2+ objects", float("nan")) for r in per_seed])
         gates = per_seed[0].get("gates")
         rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two,
-                     "gates": gates, "overrides": overrides})
+                     "gates": gates, "overrides": overrides, "majority": per_seed[0].get("majority", {})})
     print(f"\ntest accuracy, {max_iters} VQA steps, seeds {seeds} (mean, ±stdev over seeds)")
     print(f"{'group':<9}{'variant':<17}" + "".join(f"{t:>13}" for t in TYPES) + f"{'2 objects':>13}{'caption F1':>13}")
     for r in rows:
@@ -178,7 +193,7 @@ def main(argv):
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"max_iters": max_iters, "seeds": seeds, "rows": rows}, f, indent=1)
     if plot:
-        draw(rows, os.path.join(out, plot))
+        draw(rows, os.path.join(out, plot), f"{config_file}, {max_iters} VQA steps, seeds {seeds}")
         print(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, plot)}")
     return rows
 
