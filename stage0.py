@@ -14,6 +14,10 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `invariance`: weight of a term asking the main level to give the same tokens for the view and
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
+- `adversary`: weight of detail heads on the main level trained through a gradient reversal
+  (Ganin & Lempitsky, 2015): the heads learn to read colour/texture there, the ViT learns to
+  leave nothing for a linear read-out to find. Invariance alone leaves the detail quiet but
+  linearly readable.
 """
 import numpy as np
 import torch
@@ -76,7 +80,7 @@ def pick_views(images, view):
 class Stage0(nn.Module):
     """The ViT up to the main level, with one linear head per target on every token."""
 
-    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0):
+    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0):
         super().__init__()
         self.vit = vit
         self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
@@ -84,7 +88,9 @@ class Stage0(nn.Module):
         self.main_level = main_level % vit.config.n_layer
         self.level = {k: detail_level if k in DETAIL and detail_level is not None else self.main_level
                       for k in self.heads}
-        self.invariance = invariance
+        self.invariance, self.adversary = invariance, adversary
+        self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
+                                          if k in targets and adversary})
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained
 
@@ -95,14 +101,17 @@ class Stage0(nn.Module):
         logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
         if targets is None:
             return logits, None
+        main = levels[self.main_level]                                      # (B, N, Cv)
+        # forward: the main level; backward: -adversary x its gradient (the reversal)
+        reversed_main = (1 + self.adversary) * main.detach() - self.adversary * main
+        logits_adv = {k: head(reversed_main) for k, head in self.adversaries.items()}
         loss = 0
-        for k, out in logits.items():
+        for k, out in list(logits.items()) + list(logits_adv.items()):
             y = targets[k].flatten()
             loss = loss + F.cross_entropy(out.flatten(0, 1).float(), y, ignore_index=-1,
                                           reduction="sum") / (y >= 0).sum().clamp(min=1)
         if self.invariance and partner is not None:
-            h = levels[self.main_level]                                     # (B, N, Cv)
             h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
             # divided by the token variance, so the term cannot be met by shrinking the features
-            loss = loss + self.invariance * (h - h2).pow(2).mean() / h.detach().var(dim=(0, 1)).mean()
+            loss = loss + self.invariance * (main - h2).pow(2).mean() / main.detach().var(dim=(0, 1)).mean()
         return logits, loss

@@ -75,6 +75,7 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
+vit_adversary = 0.0     # weight of the gradient-reversed colour/texture heads on the main level (stage0.py)
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
 align_iters = 0
@@ -218,7 +219,8 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 save_checkpoint(ckpt_path, {
                     "stage": stage, "iter": it + 1, "best": best, "config": config,
                     "model_config": asdict(model_config), "model": model.state_dict(),
-                    "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                    "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
+                    "optimizer": optimizer.state_dict(),
                     "rng": {"sampler": samplers, "torch": torch.get_rng_state()}})
             if ddp:
                 torch.distributed.barrier()
@@ -232,7 +234,8 @@ try:
     check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
-stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance).to(device)
+stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
+                vit_adversary).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
@@ -248,6 +251,7 @@ if resume is not None:
                  "use the same settings or another out_dir")
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
+    stage0.adversaries.load_state_dict(resume.get("adversaries", {}))
     say(f"resuming {resume['stage']} at step {resume['iter']}")
 elif init_from != "scratch":
     ck = load_or_exit(init_from)
@@ -306,7 +310,8 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
         say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
         return sum(acc.values()) / len(acc)
 
-    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr)}), vit_iters,
+    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
+                                           "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None

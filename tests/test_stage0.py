@@ -66,3 +66,16 @@ def test_detail_heads_read_the_detail_level_and_invariance_is_a_loss_term():
     out["colour"].sum().backward()
     assert vit.blocks[2].mlp[0].weight.grad is None or vit.blocks[2].mlp[0].weight.grad.abs().sum() == 0
     assert vit.blocks[1].mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_adversary_reverses_its_gradient_into_the_vit():
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(16, 4, 3, 2, 16))
+    s = Stage0(vit, ["colour"], main_level=-1, adversary=1.0)
+    assert set(s.adversaries) == {"colour"}
+    s.adversaries["colour"].load_state_dict(s.heads["colour"].state_dict())  # the same read-out twice
+    x, y = torch.rand(2, 3, 16, 16), {"colour": torch.randint(0, 7, (2, 16))}
+    s(x, y)[1].backward()
+    # the head pulls the ViT one way, the reversed adversary exactly the other way
+    assert vit.patch_embed.weight.grad.abs().max() < 1e-6
+    assert s.adversaries["colour"].weight.grad.abs().max() > 1e-4  # while the adversary itself learns
