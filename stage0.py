@@ -14,10 +14,11 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `invariance`: weight of a term asking the main level to give the same tokens for the view and
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
-- `adversary`: weight of detail heads on the main level trained through a gradient reversal
-  (Ganin & Lempitsky, 2015): the heads learn to read colour/texture there, the ViT learns to
-  leave nothing for a linear read-out to find. Invariance alone leaves the detail quiet but
-  linearly readable.
+- `adversary`: weight of a confusion term (Tzeng et al., 2015): detail heads on the main level
+  learn to read colour/texture there (on detached tokens), and the ViT learns to make their
+  answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
+  but linearly readable. (Reversing the heads' gradient instead makes them confidently wrong:
+  the detail stays, flipped.)
 """
 import numpy as np
 import torch
@@ -102,14 +103,15 @@ class Stage0(nn.Module):
         if targets is None:
             return logits, None
         main = levels[self.main_level]                                      # (B, N, Cv)
-        # forward: the main level; backward: -adversary x its gradient (the reversal)
-        reversed_main = (1 + self.adversary) * main.detach() - self.adversary * main
-        logits_adv = {k: head(reversed_main) for k, head in self.adversaries.items()}
         loss = 0
-        for k, out in list(logits.items()) + list(logits_adv.items()):
+        for k, out in list(logits.items()) + [(k, head(main.detach())) for k, head in self.adversaries.items()]:
             y = targets[k].flatten()
             loss = loss + F.cross_entropy(out.flatten(0, 1).float(), y, ignore_index=-1,
                                           reduction="sum") / (y >= 0).sum().clamp(min=1)
+        for k, head in self.adversaries.items():  # the ViT's side: the heads' answer as uniform as can be
+            on = targets[k] > 0                                             # object tokens
+            logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
+            loss = loss - self.adversary * logp.mean()
         if self.invariance and partner is not None:
             h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
             # divided by the token variance, so the term cannot be met by shrinking the features
