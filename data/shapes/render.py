@@ -87,8 +87,9 @@ def position_name(row, col):
 
 
 def sample_scene(rng, min_objects=1, max_objects=4, image_size=64, allow_held_out=False):
-    """A random scene graph: a list of object dicts in reading order (by grid cell). Objects with a
-    held-out attribute pair (HELD_OUT_PAIRS) are drawn again unless allow_held_out."""
+    """A random scene graph: a list of object dicts in reading order (by grid cell). An object with a
+    held-out attribute pair (HELD_OUT_PAIRS, unless allow_held_out) or that is another's twin (same
+    shape, colour, size and texture) is drawn again, so every object has a unique description."""
     px = sizes_px(image_size)
     cell = image_size // 3
     n = int(rng.integers(min_objects, max_objects + 1))
@@ -109,7 +110,8 @@ def sample_scene(rng, min_objects=1, max_objects=4, image_size=64, allow_held_ou
                 "size": size,
                 "texture": TEXTURES[rng.integers(len(TEXTURES))],
             }
-            if allow_held_out or not held_out_pair(obj):
+            twin = any(all(p[k] == obj[k] for k in ("shape", "colour", "size", "texture")) for p in objects)
+            if (allow_held_out or not held_out_pair(obj)) and not twin:  # no twins: every object can be named
                 break
         if size == "large" and obj["texture"] == "solid":  # digits only where they fit and nothing else is drawn
             obj["text"] = DIGITS[rng.integers(len(DIGITS))]
