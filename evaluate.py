@@ -89,16 +89,16 @@ def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
 def format_table(results):
     """The test table: accuracy per type with n and the majority baseline beside it."""
     v, n, m = results["vqa"], results["n"], results["majority"]
-    lines = [f"{'type':<12}{'accuracy':>9}{'n':>7}{'majority':>10}"]
+    lines = [f"{'type':<14}{'accuracy':>9}{'n':>7}{'majority':>10}"]
     for t in sorted(k for k in v if k != "overall") + ["overall"]:
-        lines.append(f"{t:<12}{v[t]:>9.3f}{n.get(t, 0):>7}{m.get(t, float('nan')):>10.3f}")
+        lines.append(f"{t:<14}{v[t]:>9.3f}{n.get(t, 0):>7}{m.get(t, float('nan')):>10.3f}")
     for k, a in results.get("by_objects", {}).items():
-        lines.append(f"{k:<12}{a:>9.3f}")
+        lines.append(f"{k:<14}{a:>9.3f}")
     for k in ("paraphrase", "compositional"):  # held-out wordings, unseen attribute pairs
         if k in results:
-            lines.append(f"{k:<12}{results[k]['overall']:>9.3f}")
+            lines.append(f"{k:<14}{results[k]['overall']:>9.3f}")
     if results.get("caption_f1") is not None:
-        lines.append(f"{'caption F1':<12}{results['caption_f1']:>9.3f}")
+        lines.append(f"{'caption F1':<14}{results['caption_f1']:>9.3f}")
     return "\n".join(lines)
 
 
