@@ -22,7 +22,7 @@ from checkpoint import load_checkpoint, save_checkpoint
 from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
-from evaluate import evaluate, format_table, measure_peak_flops
+from evaluate import evaluate, format_table, generalisation, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
 from stage0 import Stage0, check_targets, pick_views, recolour_lowpass, view_targets
@@ -388,6 +388,7 @@ run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss
 if master:
     t0 = time.time()
     results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
     results["eval_seconds"] = round(time.time() - t0, 1)
     if model.gates is not None:  # which shortcuts the model chose to use
         results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
