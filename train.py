@@ -22,7 +22,7 @@ from checkpoint import all_finite, check_device, load_checkpoint, save_checkpoin
 from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
-from evaluate import evaluate, format_table, measure_peak_flops
+from evaluate import evaluate, format_table, generalisation, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
 from stage0 import Stage0, check_targets, pick_views, recolour_lowpass, view_targets
@@ -63,6 +63,7 @@ shortcut = "sparse"
 density = 2
 order = "u"
 gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
+level_norm = False      # beyond the paper: a LayerNorm per ViT level before the shared fusion
 pairs = []              # your own pattern, [[vit_block, llm_layer], ...]; [] = shortcut/density/order
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
@@ -74,6 +75,7 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
+vit_adversary = 0.0     # weight of the gradient-reversed colour/texture heads on the main level (stage0.py)
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
 align_iters = 0
@@ -165,7 +167,7 @@ try:
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
                       prefix_bidirectional=prefix_bidirectional),
         fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
-        pairs=pairs or None)
+        level_norm=level_norm, pairs=pairs or None)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
@@ -277,7 +279,8 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 save_checkpoint(ckpt_path, {
                     "stage": stage, "iter": it + 1, "best": best, "config": config,
                     "model_config": asdict(model_config), "model": model.state_dict(),
-                    "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                    "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
+                    "optimizer": optimizer.state_dict(),
                     "rng": {"sampler": samplers, "torch": torch.get_rng_state()}})
             if ddp:
                 torch.distributed.barrier()
@@ -293,7 +296,8 @@ try:
     check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
-stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance).to(device)
+stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
+                vit_adversary).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
@@ -309,6 +313,7 @@ if resume is not None:
                  "use the same settings or another out_dir")
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
+    stage0.adversaries.load_state_dict(resume.get("adversaries", {}))
     say(f"resuming {resume['stage']} at step {resume['iter']}")
     key = {"vit": "vit_iters", "align": "align_iters", "tune": "max_iters"}[resume["stage"]]
     planned = resume["config"].get("lr_decay_iters") or resume["config"].get(key, config[key])
@@ -373,7 +378,8 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
         say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
         return sum(acc.values()) / len(acc)
 
-    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr)}), vit_iters,
+    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
+                                           "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
@@ -440,6 +446,8 @@ if align_iters and (resume is None or resume["stage"] == "align"):
               batch_size, lambda n, s, it: text_loss(n, s, it, captions_only=True), ckpt_path, step_flops, val_eval, resume)
     resume = None
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
+if model.level_norms is not None:
+    modules["level_norms"] = (model.level_norms, fusion_lr or learning_rate)
 if not freeze_vit:
     for b, block in enumerate(model.vit.blocks):  # above the deepest tap: never run, never a gradient
         block.requires_grad_(b <= max(model.levels))
@@ -452,6 +460,7 @@ run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss
 if master:
     t0 = time.time()
     results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
     results["eval_seconds"] = round(time.time() - t0, 1)
     if model.gates is not None:  # which shortcuts the model chose to use
         results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
