@@ -95,9 +95,10 @@ class Stage0(nn.Module):
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained
 
-    def forward(self, x, targets=None, partner=None):
+    def forward(self, x, targets=None, partner=None, ramp=1.0):
         """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the same views recoloured and
-        low-passed (only with invariance). Returns ({name: (B, N, classes)}, loss or None)."""
+        low-passed (only with invariance); ramp scales the invariance and adversary terms.
+        Returns ({name: (B, N, classes)}, loss or None)."""
         levels = self.vit(x, depth=self.main_level + 1)                     # each (B, N, Cv)
         logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
         if targets is None:
@@ -111,9 +112,10 @@ class Stage0(nn.Module):
         for k, head in self.adversaries.items():  # the ViT's side: the heads' answer as uniform as can be
             on = targets[k] > 0                                             # object tokens
             logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
-            loss = loss - self.adversary * logp.mean()
+            loss = loss - ramp * self.adversary * logp.mean()
         if self.invariance and partner is not None:
             h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
-            # divided by the token variance, so the term cannot be met by shrinking the features
-            loss = loss + self.invariance * (main - h2).pow(2).mean() / main.detach().var(dim=(0, 1)).mean()
+            # per channel, divided by its variance: a quiet channel counts as much as a loud one (a
+            # linear probe standardises its inputs), and shrinking the features does not help
+            loss = loss + ramp * self.invariance * ((main - h2).pow(2) / main.detach().var(dim=(0, 1))).mean()
         return logits, loss

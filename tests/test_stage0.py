@@ -59,7 +59,9 @@ def test_detail_heads_read_the_detail_level_and_invariance_is_a_loss_term():
     y = {k: torch.randint(-1, 4, (3, 16)) for k in s.heads}
     base = s(x, y)[1]
     assert torch.allclose(s(x, y, partner=x)[1], base)                   # same view: no invariance cost
-    assert s(x, y, partner=torch.rand(3, 3, 16, 16))[1] > base
+    other = torch.rand(3, 3, 16, 16)
+    assert s(x, y, partner=other)[1] > base
+    assert torch.allclose(s(x, y, partner=other, ramp=0.0)[1], base)   # ramped from 0 in train.py
     # the colour head's gradient stops at block 1: blocks 2.. get none from it
     vit.zero_grad()
     out = s(x)[0]
