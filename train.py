@@ -28,7 +28,9 @@ from sparsecut import SparseCut, SparseCutConfig
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
-# defaults; config/shapes_cpu.py (applied when no config file is given) holds the CPU recipe
+# defaults. With no config file given, config/shapes_cpu.py (the main job) is applied over them:
+# a default it sets (n_embd, max_iters, ...) applies only under another config file.
+# `python train.py --help` marks each default it overrides.
 out_dir = "out"
 init_from = "scratch"   # 'scratch' | 'resume' (out_dir/ckpt.pt, or an unfinished stage 0) | path to a ckpt.pt
 vit_init = ""           # a stage-0 checkpoint (out_dir/vit.pt of another run) to reuse instead of stage 0
@@ -88,7 +90,7 @@ min_lr_ratio = 0.1
 # -----------------------------------------------------------------------------
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list)}
 argv = sys.argv[1:]
-if not any(not a.startswith("--") for a in argv):
+if not any(not a.startswith("-") for a in argv):
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
