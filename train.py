@@ -129,7 +129,6 @@ model = SparseCut(model_config).to(device)
 examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
                     block_size - model.n_image_tokens)
 say(model.describe())
-say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
 say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
 
