@@ -35,6 +35,8 @@ class SparseCutConfig:
     order: str = "u"                 # 'u' (paper's figure) | 'parallel' (authors' code) | 'random'
     pairs: list = None               # explicit [(vit_block, llm_layer), ...], overrides the pattern
     gate: bool = False               # beyond the paper: each shortcut scaled by tanh(g), g = 0 at init
+    level_norm: bool = False         # beyond the paper: a LayerNorm per tapped level before the shared
+    #                                  fusion, so a quiet level reaches the LLM as loud as the main one
 
     def __post_init__(self):
         if isinstance(self.vit, dict):
@@ -122,6 +124,8 @@ class SparseCut(nn.Module):
         self.n_views = 1 if config.fusion == "mlp" and config.shortcut != "deepstack" else 5
         self.n_image_tokens = config.vit.n_patches * (5 if config.fusion == "naive" else 1)
         self.gates = nn.Parameter(torch.zeros(len(self.shortcuts))) if config.gate else None
+        self.level_norms = nn.ModuleDict({str(b): nn.LayerNorm(config.vit.n_embd) for b in self.levels}) \
+            if config.level_norm else None
 
     def encode(self, images):
         """images (B, 3, 2S, 2S) in [0, 1] -> {vit_block: (B, V, N, Cv)}, view 0 low, 1..4 crops.
@@ -136,6 +140,9 @@ class SparseCut(nn.Module):
 
     def fuse(self, feats):
         """{vit_block: (B, V, N, Cv)} -> prefix (B, N, Cl), inject {llm_layer: (B, N, Cl)}."""
+        if self.level_norms is not None:  # each level at one scale, whatever its variance: the fusion is shared
+            feats = {b: self.level_norms[str(b)](f) if str(b) in self.level_norms else f for b, f in feats.items()}
+
         def fused(b):
             f = feats[b]
             return self.fusion(f[:, 0], f[:, 1:] if f.size(1) > 1 else None)  # (B, N, Cl)
@@ -181,7 +188,7 @@ class SparseCut(nn.Module):
         for b, l in self.shortcuts:  # a block may feed several layers, the main block too
             feeds.setdefault(b, []).append(l)
         lines = [f"SparseCut  fusion={c.fusion}  shortcut={'pairs' if c.pairs else c.shortcut}  "
-                 f"order={c.order}  shortcuts={len(self.shortcuts)}",
+                 f"order={c.order}  shortcuts={len(self.shortcuts)}" + ("  level_norm" if c.level_norm else ""),
                  f"  image {2 * S}x{2 * S} -> {views} -> ViT ({c.vit.n_layer} blocks, {N} tokens per view)",
                  f"  LLM context: {N} image tokens + text (block_size {c.llm.block_size}); "
                  f"{c.llm.n_layer} LLM layers", "",
@@ -193,7 +200,7 @@ class SparseCut(nn.Module):
                 what = f"crop group {k} -mlp-" if c.shortcut == "deepstack" and c.pairs is None else "-------fusion"
                 lines.append(f"  block {b} {what}---> + before layer {l}: h[:, :{N}] += fused")
             if b != self.main_level and b not in feeds:
-                lines.append(f"  block {b}" + ("   (above every tapped level: never run, never trained)"
+                lines.append(f"  block {b}" + ("   (above every tapped level: never run)"
                                               if b > max(self.levels) else ""))
         if len(self.shortcuts) > 1:
             deep_low = sorted(self.shortcuts, key=lambda p: p[1])[0][0] == max(b for b, _ in self.shortcuts)
@@ -229,5 +236,6 @@ class SparseCut(nn.Module):
         return {"vit": vit, "fusion": fusion, "llm": llm, "total": vit + fusion + llm}
 
     def num_params(self):
-        return {"vit": self.vit.num_params(), "fusion": sum(p.numel() for p in self.fusion.parameters()),
+        norms = 0 if self.level_norms is None else sum(p.numel() for p in self.level_norms.parameters())
+        return {"vit": self.vit.num_params(), "fusion": sum(p.numel() for p in self.fusion.parameters()) + norms,
                 "llm": self.llm.num_params(non_embedding=False)}

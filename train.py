@@ -20,11 +20,12 @@ from tqdm import tqdm
 
 from checkpoint import load_checkpoint, save_checkpoint
 from configurator import configure_or_exit
-from data.batches import Examples, load_dataset, stage0_targets, to_float
+from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
-from evaluate import evaluate, format_table, measure_peak_flops
+from evaluate import evaluate, format_table, generalisation, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
+from stage0 import Stage0, check_targets, pick_views, recolour_lowpass, view_targets
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
@@ -64,6 +65,7 @@ shortcut = "sparse"
 density = 2
 order = "u"
 gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
+level_norm = False      # beyond the paper: a LayerNorm per ViT level before the shared fusion
 pairs = []              # your own pattern, [[vit_block, llm_layer], ...]; [] = shortcut/density/order
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
@@ -73,6 +75,9 @@ vit_lr = 2e-3
 vit_targets = ["shape", "cell", "centre"]             # per-token targets of stage 0 on low views
 vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop has no cell/centre)
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
+vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
+vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
+vit_adversary = 0.0     # weight of the gradient-reversed colour/texture heads on the main level (stage0.py)
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
 align_iters = 0
@@ -88,7 +93,7 @@ warmup_iters = 100
 lr_decay_iters = 0      # 0 = the stage's number of steps
 min_lr_ratio = 0.1
 # -----------------------------------------------------------------------------
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list)}
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list, type(None))}
 argv = sys.argv[1:]
 if not any(not a.startswith("-") for a in argv):
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
@@ -122,7 +127,7 @@ try:
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
                       prefix_bidirectional=prefix_bidirectional),
         fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
-        pairs=pairs or None)
+        level_norm=level_norm, pairs=pairs or None)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
@@ -215,7 +220,8 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 save_checkpoint(ckpt_path, {
                     "stage": stage, "iter": it + 1, "best": best, "config": config,
                     "model_config": asdict(model_config), "model": model.state_dict(),
-                    "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                    "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
+                    "optimizer": optimizer.state_dict(),
                     "rng": {"sampler": samplers, "torch": torch.get_rng_state()}})
             if ddp:
                 torch.distributed.barrier()
@@ -224,20 +230,14 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
         log.close()
 
 
-# stage 0: pretrain the ViT alone --------------------------------------------------------------
-# Each low-view patch token predicts the shape of the object under it (or background), the grid
-# cell of that object and whether the object's centre is in it: "what is here, and where".
-# Each crop token predicts shape, colour and texture: the fine detail only crops can show.
-# Measured (README, "The recipe"): with no colour target anywhere, our 6-block ViT's main level
-# lost colour and the LLM never learned colour questions; colour and texture targets on the
-# crops fixed that. On the low view we keep the objective semantic (what and where), as CLIP's is.
-n_classes = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}
-if {"cell", "centre"} & set(vit_crop_targets):
-    sys.exit("train.py: a crop does not know where it sits in the image: take cell/centre out of vit_crop_targets")
-if any(t not in n_classes for t in vit_targets + vit_crop_targets):
-    sys.exit(f"train.py: unknown vit_targets {vit_targets + vit_crop_targets}; valid: {', '.join(n_classes)}")
-heads = torch.nn.ModuleDict({k: torch.nn.Linear(vit_n_embd, n_classes[k]) for k in n_classes
-                             if k in vit_targets + vit_crop_targets}).to(device)
+# stage 0: pretrain the ViT alone (stage0.py: the targets, and why) --------------------------------
+try:
+    check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
+except ValueError as e:
+    sys.exit(f"train.py: {e}")
+stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
+                vit_adversary).to(device)
+heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
 if init_from == "resume" and os.path.isfile(ckpt_path):
@@ -252,6 +252,7 @@ if resume is not None:
                  "use the same settings or another out_dir")
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
+    stage0.adversaries.load_state_dict(resume.get("adversaries", {}))
     say(f"resuming {resume['stage']} at step {resume['iter']}")
 elif init_from != "scratch":
     ck = load_or_exit(init_from)
@@ -276,50 +277,32 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
         sys.exit("train.py: stage 0 needs the scene graphs of the shapes data; for your own data set "
                  "vit_init=<a shapes run's out_dir/vit.pt> or vit_iters=0 (end to end, freeze_vit=False)")
     n_side = model_config.vit.image_size // patch_size
-    targets0 = stage0_targets(ds.train.masks[train_ix], [ds.train.records[i] for i in train_ix], n_side)
-    val0 = stage0_targets(ds.val.masks[:200], ds.val.records[:200], n_side)
-    for t in (targets0, val0):  # a head asked for on one kind of view only is ignored on the other
-        for k in heads:
-            if k not in vit_targets:
-                t[k][:, 0] = -1
-            if k not in vit_crop_targets:
-                t[k][:, 1:] = -1
+    train_records = [ds.train.records[i] for i in train_ix]
+    targets0 = view_targets(ds.train.masks[train_ix], train_records, n_side, vit_targets, vit_crop_targets)
+    val0 = view_targets(ds.val.masks[:200], ds.val.records[:200], n_side, vit_targets, vit_crop_targets)
     val_low, val_crops = views_of(to_float(ds.val.images[:200]))
     val_views0 = torch.cat([val_low, val_crops.flatten(0, 1)])                       # (200*5, 3, S, S)
-
-    class Stage0(torch.nn.Module):
-        """The ViT up to the main level, with one linear head per target on every token."""
-        def __init__(self):
-            super().__init__()
-            self.vit, self.heads = model.vit, heads
-
-        def forward(self, x):
-            h = self.vit(x, depth=model.main_level + 1)[-1]                  # (B, N, Cv)
-            return {k: head(h) for k, head in self.heads.items()}            # (B, N, classes)
-
-    stage0 = Stage0()
-    for block in model.vit.blocks[model.main_level + 1:]:
-        block.requires_grad_(False)  # above the main level: never read, never trained
 
     def stage0_loss(net, sampler, it):
         ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
         view = torch.where(torch.rand(vit_batch_size, generator=sampler) < vit_crops,
                            torch.randint(1, 5, (vit_batch_size,), generator=sampler), 0)  # 0 low, 1..4 crops
-        low, crops = views_of(to_float(ds.train.images[train_ix[ix.numpy()]]))
-        x = torch.cat([low[:, None], crops], dim=1)[torch.arange(vit_batch_size), view]   # (B, 3, S, S)
-        out = net(x.to(device))
-        loss = 0
-        for k in out:
-            y = targets0[k][ix, view].flatten().to(device)
-            loss = loss + torch.nn.functional.cross_entropy(out[k].flatten(0, 1).float(), y, ignore_index=-1,
-                                                            reduction="sum") / (y >= 0).sum().clamp(min=1)
-        return loss
+        images = ds.train.images[train_ix[ix.numpy()]]
+        x = pick_views(to_float(images), view)                                          # (B, 3, S, S)
+        partner = None
+        if vit_invariance:
+            rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
+            partner = pick_views(to_float(recolour_lowpass(images, ds.train.masks[train_ix[ix.numpy()]],
+                                                           [train_records[i] for i in ix.tolist()], rng)), view)
+            partner = partner.to(device)
+        y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
+        return net(x.to(device), y, partner)[1]
 
     @torch.no_grad()
     def stage0_eval():
         """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
         stage0.eval()
-        out = stage0(val_views0.to(device))
+        out = stage0(val_views0.to(device))[0]
         stage0.train()
         acc = {}
         for k in out:
@@ -328,7 +311,8 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
         say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
         return sum(acc.values()) / len(acc)
 
-    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr)}), vit_iters,
+    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
+                                           "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
@@ -346,8 +330,8 @@ if freeze_vit:
     model.vit.eval()
     with torch.no_grad():
         feats = {b: [] for b in model.levels}
-        for i in tqdm(range(0, len(train_ix), 256), desc="cache", disable=not master):
-            f = model.encode(to_float(ds.train.images[train_ix[i:i + 256]]).to(device))
+        for i in tqdm(range(0, len(train_ix), 64), desc="cache", disable=not master):
+            f = model.encode(to_float(ds.train.images[train_ix[i:i + 64]]).to(device))
             for b in model.levels:
                 feats[b].append(f[b].half().cpu())
         feats = {b: torch.cat(v) for b, v in feats.items()}                # each (M, V, N, Cv)
@@ -393,6 +377,8 @@ if align_iters and (resume is None or resume["stage"] == "align"):
     model.llm.requires_grad_(True)
     resume = None
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
+if model.level_norms is not None:
+    modules["level_norms"] = (model.level_norms, fusion_lr or learning_rate)
 if not freeze_vit:
     modules["vit"] = (model.vit, vit_lr)
 if model.gates is not None:
@@ -403,6 +389,7 @@ run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss
 if master:
     t0 = time.time()
     results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
     results["eval_seconds"] = round(time.time() - t0, 1)
     if model.gates is not None:  # which shortcuts the model chose to use
         results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}

@@ -367,3 +367,22 @@ def test_gates_start_closed_and_learn():
         f = gated.encode(images)[gated.shortcuts[0][0]]
         ref = gated.fusion(f[:, 0], f[:, 1:])
     torch.testing.assert_close(inject[gated.shortcuts[0][1]], torch.tanh(torch.tensor(0.5)) * ref)
+
+
+def test_level_norm_puts_every_level_at_one_scale_before_the_fusion():
+    model = lively(tiny_model(level_norm=True))
+    assert set(model.level_norms) == {str(b) for b in model.levels}
+    images, _ = batch()
+    feats = model.encode(images)
+    quiet = {b: f * (0.1 if b != model.main_level else 1.0) for b, f in feats.items()}  # quiet shortcut levels
+    p1, inj1 = model.fuse(feats)
+    p2, inj2 = model.fuse(quiet)
+    # LayerNorm is scale-invariant: a 10x quieter level gives the same shortcut (off: ~nothing)
+    rel = lambda a, b: ((a - b).abs().max() / a.abs().max()).item()
+    assert all(rel(inj1[layer], inj2[layer]) < 1e-3 for layer in inj1)
+    off = tiny_model()
+    off.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("level_norms")})
+    _, a = off.fuse(feats)
+    _, b = off.fuse(quiet)
+    assert all(rel(a[layer], b[layer]) > 0.5 for layer in a)
+    assert "level_norm" in model.describe() and "level_norm" not in off.describe()

@@ -1,0 +1,119 @@
+"""
+Stage 0: pretrain the ViT alone, before any text, so that a frozen ViT can feed the LLM.
+
+Our ViT is not a pretrained CLIP, so the main job first teaches it to see: every patch token
+predicts, through one linear head per target, what the scene graph says is under it.
+
+    low view: 'shape' of the object under the token (or background), its grid 'cell', and
+              whether its 'centre' is in the token: what is here, and where (CLIP-like meaning)
+    crops:    'shape', 'colour', 'texture': the fine detail only full resolution shows
+
+Two switches make the depth of each kind of knowledge a design choice (config/detail_at_depth.py):
+- `detail_level`: the block the detail heads ('colour', 'texture') read. None = the main level,
+  like every other head. A shallow block makes that block carry the detail *loudly*.
+- `invariance`: weight of a term asking the main level to give the same tokens for the view and
+  for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
+  keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
+- `adversary`: weight of a confusion term (Tzeng et al., 2015): detail heads on the main level
+  learn to read colour/texture there (on detached tokens), and the ViT learns to make their
+  answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
+  but linearly readable. (Reversing the heads' gradient instead makes them confidently wrong:
+  the detail stays, flipped.)
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fusion import make_views
+
+N_CLASSES = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}  # class 0: background
+DETAIL = ("colour", "texture")   # the heads `detail_level` moves
+
+
+def check_targets(low_targets, crop_targets, detail_level, n_layer, main_level):
+    """One-line ValueErrors for settings a user can get wrong."""
+    if {"cell", "centre"} & set(crop_targets):
+        raise ValueError("a crop does not know where it sits in the image: take cell/centre out of vit_crop_targets")
+    bad = [t for t in low_targets + crop_targets if t not in N_CLASSES]
+    if bad:
+        raise ValueError(f"unknown stage-0 targets {bad}; valid: {', '.join(N_CLASSES)}")
+    if detail_level is not None and not (type(detail_level) is int and 0 <= detail_level <= main_level % n_layer):
+        raise ValueError(f"vit_detail_level={detail_level!r} must be None (the main level) or a ViT block "
+                         f"0..{main_level % n_layer} (at most the main level)")
+
+
+def view_targets(masks, records, n_side, low_targets, crop_targets):
+    """Per-token labels {name: (M, 5, N)}; -1 where a head is not asked on that kind of view."""
+    from data.batches import stage0_targets
+    t = stage0_targets(masks, records, n_side)
+    for k in t:
+        if k not in low_targets:
+            t[k][:, 0] = -1
+        if k not in crop_targets:
+            t[k][:, 1:] = -1
+    return {k: v for k, v in t.items() if k in low_targets + crop_targets}
+
+
+def recolour_lowpass(images, masks, records, rng):
+    """The invariance partner of each image: every object in a random palette colour, then each
+    2x2 pixel block replaced by its mean (texture and digits gone). (B, H, W, 3) uint8 -> same."""
+    from data.shapes.render import COLOURS
+    palette = np.array(list(COLOURS.values()), dtype=np.int16)                  # (6, 3)
+    delta = np.zeros((len(images), 10, 3), dtype=np.int16)                      # per object index + 1
+    for i, r in enumerate(records):
+        for k, o in enumerate(r["objects"]):
+            delta[i, k + 1] = palette[rng.integers(len(palette))] - np.array(COLOURS[o["colour"]])
+    x = images.astype(np.int16) + np.take_along_axis(delta, masks.reshape(len(images), -1, 1).astype(np.int64),
+                                                     axis=1).reshape(images.shape)
+    B, H, W, C = x.shape
+    x = x.reshape(B, H // 2, 2, W // 2, 2, C).mean(axis=(2, 4), keepdims=True)  # (B, H/2, 1, W/2, 1, 3)
+    x = np.broadcast_to(x, (B, H // 2, 2, W // 2, 2, C)).reshape(B, H, W, C)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def pick_views(images, view):
+    """images (B, 3, 2S, 2S) floats, view (B,) in 0..4 (0 low, 1..4 crops) -> (B, 3, S, S)."""
+    low, crops = make_views(images)
+    return torch.cat([low[:, None], crops], dim=1)[torch.arange(len(view)), view]
+
+
+class Stage0(nn.Module):
+    """The ViT up to the main level, with one linear head per target on every token."""
+
+    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0):
+        super().__init__()
+        self.vit = vit
+        self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
+                                    if k in targets})
+        self.main_level = main_level % vit.config.n_layer
+        self.level = {k: detail_level if k in DETAIL and detail_level is not None else self.main_level
+                      for k in self.heads}
+        self.invariance, self.adversary = invariance, adversary
+        self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
+                                          if k in targets and adversary})
+        for block in vit.blocks[self.main_level + 1:]:
+            block.requires_grad_(False)  # above the main level: never read, never trained
+
+    def forward(self, x, targets=None, partner=None):
+        """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the same views recoloured and
+        low-passed (only with invariance). Returns ({name: (B, N, classes)}, loss or None)."""
+        levels = self.vit(x, depth=self.main_level + 1)                     # each (B, N, Cv)
+        logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
+        if targets is None:
+            return logits, None
+        main = levels[self.main_level]                                      # (B, N, Cv)
+        loss = 0
+        for k, out in list(logits.items()) + [(k, head(main.detach())) for k, head in self.adversaries.items()]:
+            y = targets[k].flatten()
+            loss = loss + F.cross_entropy(out.flatten(0, 1).float(), y, ignore_index=-1,
+                                          reduction="sum") / (y >= 0).sum().clamp(min=1)
+        for k, head in self.adversaries.items():  # the ViT's side: the heads' answer as uniform as can be
+            on = targets[k] > 0                                             # object tokens
+            logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
+            loss = loss - self.adversary * logp.mean()
+        if self.invariance and partner is not None:
+            h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
+            # divided by the token variance, so the term cannot be met by shrinking the features
+            loss = loss + self.invariance * (main - h2).pow(2).mean() / main.detach().var(dim=(0, 1)).mean()
+        return logits, loss
