@@ -29,7 +29,9 @@ from stage0 import Stage0, check_targets, pick_views, recolour_lowpass, view_tar
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
-# defaults; config/shapes_cpu.py (applied when no config file is given) holds the CPU recipe
+# defaults. With no config file given, config/shapes_cpu.py (the main job) is applied over them:
+# a default it sets (n_embd, max_iters, ...) applies only under another config file.
+# `python train.py --help` marks each default it overrides.
 out_dir = "out"
 init_from = "scratch"   # 'scratch' | 'resume' (out_dir/ckpt.pt, or an unfinished stage 0) | path to a ckpt.pt
 vit_init = ""           # a stage-0 checkpoint (out_dir/vit.pt of another run) to reuse instead of stage 0
@@ -93,7 +95,7 @@ min_lr_ratio = 0.1
 # -----------------------------------------------------------------------------
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list, type(None))}
 argv = sys.argv[1:]
-if not any(not a.startswith("--") for a in argv):
+if not any(not a.startswith("-") for a in argv):
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
@@ -132,7 +134,6 @@ model = SparseCut(model_config).to(device)
 examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
                     block_size - model.n_image_tokens)
 say(model.describe())
-say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
 say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
 
