@@ -144,4 +144,4 @@ class PixelStage0(nn.Module):
             low = torch.where(keep.to(low.device), low, 0.5)               # mid grey: 0 once centred
         pred = self.heads["pixels"](self.vit(low, depth=self.main_level + 1)[-1])  # (B, N, 3*2p*2p)
         y = pixel_targets(images, self.p)
-        return pred, (pred.float() - y).pow(2).mean() / y.var().clamp(min=1e-6)
+        return pred, (pred.float() - y).pow(2).mean() / y.var(correction=0).clamp(min=1e-6)
