@@ -14,9 +14,10 @@ from data.prompt import caption_prompt, vqa_prompt
 
 @torch.no_grad()
 def evaluate(model, tok, split, question_types, device, limit=None, captions=None, chunk=200,
-             max_answer_tokens=8, max_caption_tokens=64):
+             max_answer_tokens=8, max_caption_tokens=64, qa_key="qa"):
     """Greedy answers for the questions of the first `limit` scenes (all if None), and captions for
-    the first `captions` scenes (all if None, none if 0). Returns a dict of metrics."""
+    the first `captions` scenes (all if None, none if 0). qa_key: the records' list of questions
+    to ask ('qa_paraphrase': the test split's held-out wordings). Returns a dict of metrics."""
     was_training = model.training
     model.eval()
     n = len(split.records) if limit is None else min(limit, len(split.records))
@@ -30,7 +31,7 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
         feats = model.encode(to_float(split.images[start:start + len(recs)]).to(device))  # once per scene
         jobs = []  # (scene in chunk, prompt, answer, type)
         for i, r in enumerate(recs):
-            jobs += [(i, vqa_prompt(q["question"]), q["answer"], q["type"]) for q in r["qa"] if want(q, r)]
+            jobs += [(i, vqa_prompt(q["question"]), q["answer"], q["type"]) for q in r.get(qa_key, []) if want(q, r)]
         out = generate_grouped(model, tok, feats, [(i, p) for i, p, _, _ in jobs], device, max_answer_tokens)
         for (i, _, a, t), p in zip(jobs, out):
             preds.append(p), answers.append(a), types.append(t)
@@ -41,7 +42,7 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
     model.train(was_training)
     records = split.records[:n]
     results = {"vqa": vqa_accuracy(preds, answers, types), "n": dict(collections.Counter(types)),
-               "majority": majority_baseline([dict(r, qa=[q for q in r["qa"] if want(q, r)]) for r in records]),
+               "majority": majority_baseline([dict(r, qa=[q for q in r.get(qa_key, []) if want(q, r)]) for r in records]),
                "caption_f1": sum(f1s) / len(f1s) if f1s else None,
                "samples": [{"type": t, "answer": a, "pred": p} for t, a, p in list(zip(types, answers, preds))[:10]]}
     if any(n_obj):  # binding errors hide everything else: split by objects per scene
@@ -51,6 +52,19 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
         results["by_objects"] = {k: sum(v) / len(v) for k, v in sorted(by.items())}
     results["n"]["overall"] = len(preds)
     return results
+
+
+def generalisation(model, tok, ds, question_types, device):
+    """Overall accuracy on the test scenes' held-out wordings and on the compositional split (unseen
+    attribute pairs), where the data have them: {"paraphrase": {"overall": acc}, ...}. No captions."""
+    out = {}
+    if any("qa_paraphrase" in r for r in ds.test.records):
+        res = evaluate(model, tok, ds.test, question_types, device, captions=0, qa_key="qa_paraphrase")
+        out["paraphrase"] = {"overall": res["vqa"].get("overall", 0.0)}
+    if getattr(ds, "compositional", None) is not None:
+        res = evaluate(model, tok, ds.compositional, question_types, device, captions=0)
+        out["compositional"] = {"overall": res["vqa"].get("overall", 0.0)}
+    return out
 
 
 def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
@@ -75,20 +89,23 @@ def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
 def format_table(results):
     """The test table: accuracy per type with n and the majority baseline beside it."""
     v, n, m = results["vqa"], results["n"], results["majority"]
-    lines = [f"{'type':<12}{'accuracy':>9}{'n':>7}{'majority':>10}"]
+    lines = [f"{'type':<14}{'accuracy':>9}{'n':>7}{'majority':>10}"]
     for t in sorted(k for k in v if k != "overall") + ["overall"]:
-        lines.append(f"{t:<12}{v[t]:>9.3f}{n.get(t, 0):>7}{m.get(t, float('nan')):>10.3f}")
+        lines.append(f"{t:<14}{v[t]:>9.3f}{n.get(t, 0):>7}{m.get(t, float('nan')):>10.3f}")
     for k, a in results.get("by_objects", {}).items():
-        lines.append(f"{k:<12}{a:>9.3f}")
+        lines.append(f"{k:<14}{a:>9.3f}")
+    for k in ("paraphrase", "compositional"):  # held-out wordings, unseen attribute pairs
+        if k in results:
+            lines.append(f"{k:<14}{results[k]['overall']:>9.3f}")
     if results.get("caption_f1") is not None:
-        lines.append(f"{'caption F1':<12}{results['caption_f1']:>9.3f}")
+        lines.append(f"{'caption F1':<14}{results['caption_f1']:>9.3f}")
     return "\n".join(lines)
 
 
 def measure_peak_flops(device, m, n, seconds=0.2):
     """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
     On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
-    three timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
+    four timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
     cuda = str(device).startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
     a = torch.randn(m, n, device=device, dtype=dtype)

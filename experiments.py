@@ -8,10 +8,14 @@ data, then one table of test accuracy per question type and caption F1 (mean, an
     python experiments.py --train_args="--device='cuda'"   # anything else train.py takes
     python experiments.py --only=sparsecut,custom --pairs="[[3, 0], [1, 2]]"   # your own pattern
 
+    python experiments.py --config_file=config/detail_at_depth.py --out=out/exp_detail --only=shortcuts
+
 Each run is `python train.py <config> ... --out_dir=<out>/<variant>-<max_iters>-s<seed>`; a run
 whose results.json exists is skipped, so an interrupted sweep resumes where it stopped (other
---train_args or config_file: use another --out). Stage 0 (the
-ViT) is trained once, in <out>/vit, and every frozen-ViT variant starts from it (vit_init).
+--train_args or config_file: use another --out). Stage 0 (the ViT) is trained once per seed, in
+<out>/vit-s<seed> with that seed, and every frozen-ViT variant of that seed starts from it (vit_init):
+a seed changes the ViT too. `--jobs=2` runs two trainings side by side, one thread each (on a
+2-core machine two 2-thread jobs fight and each becomes 10-30x slower).
 """
 import json
 import os
@@ -19,6 +23,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from configurator import configure_or_exit
 
@@ -30,6 +35,7 @@ max_iters = 2000         # steps of the VQA stage, the same for every variant
 train_args = ""          # more train.py arguments for every run, e.g. "--device='cuda'"
 plot = "results.png"     # accuracy per question type per variant (in out), "" = none
 pairs = []               # your own pattern [[vit_block, llm_layer], ...]: adds the group "custom"
+jobs = 1                 # trainings at once; > 1 gives each one thread (OMP_NUM_THREADS=1)
 
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list)}
 
@@ -54,7 +60,14 @@ VARIANTS = [
     ("recipe", "heads_all_low", dict(SPARSECUT, vit_targets=["shape", "cell", "centre", "colour", "texture"])),
     ("recipe", "no_crop_heads", dict(SPARSECUT, vit_crops=0.0, vit_crop_targets=[])),  # stage 0 on low views only
     ("gates", "gated_dense", dict(SPARSECUT, shortcut="dense_bottom", density=4, gate=True)),
+    ("norm", "concat_norm", dict(fusion="concat", shortcut="none", level_norm=True)),  # beyond the paper:
+    ("norm", "sparsecut_norm", dict(SPARSECUT, level_norm=True)),               # a LayerNorm per level
+    ("norm", "parallel_norm", dict(SPARSECUT, order="parallel", level_norm=True)),  # before the fusion
 ]
+# what the shortcuts are worth (README "Results"): input-only fusion against every pattern, same ViT
+GROUPS = {"shortcuts": ["concat", "sparsecut", "parallel", "dense_bottom", "gated_dense", "density1",
+                        "density4", "parallel4", "sparsecut_norm", "parallel_norm"],
+          "default3": ["baseline", "concat", "sparsecut"]}
 STAGE0_KEYS = {"vit_iters", "vit_targets", "vit_crop_targets", "vit_crops"}  # variants that need their own
 TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
 
@@ -69,8 +82,9 @@ def run(out_dir, overrides, log, done="results.json"):
         cmd += [f"--{k}={v!r}" for k, v in overrides.items()] + [f"--out_dir={out_dir!r}"]
         print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
         os.makedirs(out_dir, exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
         with open(log, "w") as f:
-            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode:
+            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
                 sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
     if not os.path.exists(path):  # max_iters=0: stage 0 only
         return None
@@ -78,37 +92,58 @@ def run(out_dir, overrides, log, done="results.json"):
         return json.load(f)
 
 
+def stage0(seed):
+    vit = os.path.join(out, f"vit-s{seed}")
+    run(vit, {"max_iters": 0, "seed": seed}, vit + ".log", done="DONE")
+    open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
+
+
 def mean_spread(xs):
     return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def draw(rows, path):
-    """A bar chart with PIL: accuracy per question type (groups), one bar per variant."""
+def draw(rows, path, title):
+    """A bar chart with PIL: per question type, one bar per variant (mean over seeds, +- sd as a
+    whisker), the variants of one group side by side, a gap between groups; a dashed line per
+    type marks the majority baseline (the test split's best constant answer)."""
     from PIL import Image, ImageDraw
-    palette = [(31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44), (152, 223, 138),
-               (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213), (140, 86, 75), (196, 156, 148),
-               (227, 119, 194), (247, 182, 210), (127, 127, 127), (199, 199, 199), (188, 189, 34), (219, 219, 141),
-               (23, 190, 207), (158, 218, 229)]  # tab20
-    names = [r["name"] for r in rows]
-    bar, gap, H, top, left = 8, 14, 220, 20, 40
-    W = left + len(TYPES) * (len(names) * bar + gap) + 150
-    img = Image.new("RGB", (W, H + 60), "white")
+    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
+               (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (0, 0, 0)]
+    colours = [colours[v % len(colours)] for v in range(len(rows))]
+    offset = [0]  # x of each bar inside a type's cluster: 4 px more at every change of group
+    for a, b in zip(rows, rows[1:]):
+        offset.append(offset[-1] + 9 + (4 if a["group"] != b["group"] else 0))
+    bar, gap, H, top, left, legend = 9, 18, 260, 30, 56, 190
+    width = offset[-1] + bar
+    W = left + len(TYPES) * (width + gap) + legend
+    img = Image.new("RGB", (W, H + top + 60), "white")
     d = ImageDraw.Draw(img)
-    for y in (0, .25, .5, .75, 1):
-        yy = top + H - int(y * H)
-        d.line([(left, yy), (W - 150, yy)], fill=(220, 220, 220))
-        d.text((4, yy - 6), f"{y:.2f}", fill="black")
+    y_of = lambda acc: top + H - int(acc * H)
+    for y in (0, .2, .4, .6, .8, 1):
+        d.line([(left, y_of(y)), (W - legend, y_of(y))], fill=(225, 225, 225))
+        d.text((left - 26, y_of(y) - 6), f"{y:.1f}", fill="black")
+    d.text((4, top - 22), "test accuracy (mean over seeds, whisker: +- sd)", fill="black")
     for t, typ in enumerate(TYPES):
-        x0 = left + t * (len(names) * bar + gap)
+        x0 = left + t * (width + gap)
         for v, r in enumerate(rows):
-            acc = r["acc"][typ][0]
-            colour = palette[v % len(palette)]
-            d.rectangle([x0 + v * bar, top + H - int(acc * H), x0 + v * bar + bar - 2, top + H], fill=colour)
+            mean, sd = r["acc"][typ]
+            x = x0 + offset[v]
+            d.rectangle([x, y_of(mean), x + bar - 2, top + H], fill=colours[v])
+            if sd:
+                d.line([(x + bar // 2 - 1, y_of(mean - sd)), (x + bar // 2 - 1, y_of(mean + sd))], fill="black")
+        chance = rows[0].get("majority", {}).get(typ)
+        if chance is not None:
+            for x in range(x0 - 3, x0 + width + 3, 6):
+                d.line([(x, y_of(chance)), (x + 3, y_of(chance))], fill="black", width=2)
         d.text((x0, top + H + 6), typ, fill="black")
-    for v, name in enumerate(names):
-        d.rectangle([W - 140, top + 14 * v, W - 130, top + 14 * v + 10], fill=palette[v % len(palette)])
-        d.text((W - 125, top + 14 * v - 1), name, fill="black")
-    d.text((left, H + 44), "test accuracy per question type (mean over seeds)", fill="black")
+    d.line([(W - legend + 10, top + 6), (W - legend + 24, top + 6)], fill="black", width=2)
+    d.text((W - legend + 30, top), "majority baseline", fill="black")
+    for v, r in enumerate(rows):
+        y = top + 18 + 14 * v
+        d.rectangle([W - legend + 10, y, W - legend + 20, y + 10], fill=colours[v])
+        d.text((W - legend + 26, y - 1), f"{r['group']}: {r['name']}", fill="black")
+    d.text((left, H + top + 30), title, fill="black")
     img.save(path)
 
 
@@ -117,32 +152,36 @@ def main(argv):
     globals().update(config)
     custom = "custom_" + "_".join(f"{b}-{l}" for b, l in pairs)  # its own name: change the pairs, a new run
     variants = VARIANTS + ([("custom", custom, dict(SPARSECUT, pairs=pairs))] if pairs else [])
-    wanted = {w for w in only.split(",") if w}
+    wanted = {v for w in only.split(",") if w for v in GROUPS.get(w, [w])}
     known = {g for g, _, _ in variants} | {n for _, n, _ in variants}
     if wanted - known:
-        sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: {', '.join(sorted(known))}")
+        sys.exit(f"experiments.py: unknown --only {sorted(wanted - known)}; groups and variants: "
+                 f"{', '.join(sorted(known | set(GROUPS)))}")
+    if jobs < 1:
+        sys.exit(f"experiments.py: jobs={jobs} must be >= 1")
     todo = [(g, n, o) for g, n, o in variants if not wanted or g in wanted or n in wanted]
     os.makedirs(out, exist_ok=True)
-    vit = os.path.join(out, "vit")
-    if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once, shared by the runs that can
-        print("stage 0 (shared ViT):")
-        run(vit, {"max_iters": 0}, os.path.join(out, "vit.log"), done="DONE")
-        open(os.path.join(vit, "DONE"), "w").close()  # vit.pt alone may be a stage 0 cut off midway
-    rows = []
-    for group, name, overrides in todo:
-        per_seed = []
-        for s in seeds:
+    pool = ThreadPoolExecutor(jobs)  # each worker waits on one train.py process
+    if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once per seed, shared by the runs that can
+        print("stage 0 (one ViT per seed, shared by the variants):")
+        list(pool.map(stage0, seeds))
+    runs = {}
+    for s in seeds:  # seed by seed: a sweep cut short still has every variant on the first seeds
+        for group, name, overrides in todo:
             o = dict(overrides, seed=s, max_iters=max_iters)
             if not STAGE0_KEYS & set(o):  # its own stage 0 otherwise
-                o["vit_init"] = os.path.join(vit, "vit.pt")
+                o["vit_init"] = os.path.join(out, f"vit-s{s}", "vit.pt")
             d = os.path.join(out, f"{name}-{max_iters}-s{s}")  # a run: variant, steps, seed
-            per_seed.append(run(d, o, d + ".log"))
+            runs[name, s] = pool.submit(run, d, o, d + ".log")
+    rows = []
+    for group, name, overrides in todo:
+        per_seed = [runs[name, s].result() for s in seeds]
         acc = {t: mean_spread([r["vqa"].get(t, float("nan")) for r in per_seed]) for t in TYPES}
         f1 = mean_spread([r["caption_f1"] or 0.0 for r in per_seed])
         two = mean_spread([r.get("by_objects", {}).get("2+ objects", float("nan")) for r in per_seed])
         gates = per_seed[0].get("gates")
         rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two,
-                     "gates": gates, "overrides": overrides})
+                     "gates": gates, "overrides": overrides, "majority": per_seed[0].get("majority", {})})
     print(f"\ntest accuracy, {max_iters} VQA steps, seeds {seeds} (mean, ±stdev over seeds)")
     print(f"{'group':<9}{'variant':<17}" + "".join(f"{t:>13}" for t in TYPES) + f"{'2 objects':>13}{'caption F1':>13}")
     for r in rows:
@@ -154,7 +193,7 @@ def main(argv):
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"max_iters": max_iters, "seeds": seeds, "rows": rows}, f, indent=1)
     if plot:
-        draw(rows, os.path.join(out, plot))
+        draw(rows, os.path.join(out, plot), f"{config_file}, {max_iters} VQA steps, seeds {seeds}")
         print(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, plot)}")
     return rows
 

@@ -3,11 +3,13 @@ Ask a trained SparseCut model about an image.
 
     python sample.py --image=photo.png --question="what colour is the object at the top left?"
     python sample.py --split=test --index=7          # a scene of the shapes data (its questions)
+                                                     # (missing or stale data: generated from the checkpoint's settings)
     python sample.py --image=photo.png               # no question: a caption
 
 Greedy by default (temperature=0); --temperature/--top_k/--num_samples to sample. The image is
 converted to RGB and resized/padded to the model's full resolution.
 """
+import json
 import os
 import sys
 
@@ -50,15 +52,49 @@ def save_png(path, img, q, answers):
     full_im = Image.fromarray(img).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     low_im = Image.fromarray(low).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     lines = [f"Q: {q}"] + [f"A: {a}" for a in answers]
-    W, H = full_im.width * 2 + 30, full_im.height + 20 + 14 * len(lines) + 10
+    top = 26  # room for the panel labels
+    W, H = full_im.width * 2 + 30, top + full_im.height + 20 + 14 * len(lines) + 10
     sheet = Image.new("RGB", (W, H), "white")
-    sheet.paste(full_im, (10, 10))
-    sheet.paste(low_im, (full_im.width + 20, 10))
+    sheet.paste(full_im, (10, top))
+    sheet.paste(low_im, (full_im.width + 20, top))
     draw = ImageDraw.Draw(sheet)
+    S = img.shape[0]
+    draw.text((10, 8), f"full resolution {S}x{S} (cut into the 4 crops)", fill="black")
+    draw.text((full_im.width + 20, 8), f"low view {S // 2}x{S // 2}", fill="black")
     for i, line in enumerate(lines):
-        draw.text((10, full_im.height + 18 + 14 * i), line, fill="black")
+        draw.text((10, top + full_im.height + 8 + 14 * i), line, fill="black")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     sheet.save(path)
+
+
+def dataset_scene(tc, split, index):
+    """Scene `index` of a split of the data this checkpoint was trained on (its config tc): read from
+    tc['data_dir'] if the files there were made with the same settings, else generated again in
+    memory (each split's scenes come from its own seeded stream, so scene i is the same scene)."""
+    from data.shapes.prepare import SPLITS, load_split, make_split, settings
+    if tc.get("data", "shapes") != "shapes":
+        fail(f"--split needs a model trained on the shapes data; this one used data={tc['data']!r}: use --image")
+    if split not in SPLITS:
+        fail(f"--split={split!r} is not a split of the shapes data; use one of {SPLITS}")
+    kw = dict(seed=tc["data_seed"], min_objects=tc["min_objects"], max_objects=tc["max_objects"],
+              question_types=tc["question_types"], image_size=tc["image_size"])
+    sizes = dict(n_train=tc["n_train"], n_val=tc["n_val"], n_test=tc["n_test"])
+    n = {"train": tc["n_train"], "val": tc["n_val"]}.get(split, tc["n_test"])
+    if not 0 <= index < n:
+        fail(f"--index={index} is out of range: the {split} split has {n} scenes")
+    try:
+        with open(os.path.join(tc["data_dir"], "meta.json")) as f:
+            fresh = json.load(f) == settings(**sizes, **kw)
+    except FileNotFoundError:
+        fresh = False
+    if fresh:
+        images, _, records = load_split(tc["data_dir"], split)
+        return images[index], records[index]
+    args = " ".join(f"--{k}={v}" for k, v in {**sizes, **kw, "question_types": ",".join(kw["question_types"] or [])}.items())
+    print(f"(no data made with this model's settings in {tc['data_dir']}: generated the scene; to write the "
+          f"files: python data/shapes/prepare.py --out_dir={tc['data_dir']} {args})")
+    images, _, records = make_split(split, index + 1, **kw)  # the first index+1 scenes of the split
+    return images[index], records[index]
 
 
 def main(argv):
@@ -81,14 +117,7 @@ def main(argv):
         except (FileNotFoundError, ValueError) as e:
             fail(e)
     elif c["split"]:
-        from data.shapes.prepare import load_split
-        try:
-            images, _, records = load_split(tc["data_dir"], c["split"])
-        except FileNotFoundError as e:
-            fail(e)
-        if not 0 <= c["index"] < len(images):
-            fail(f"--index={c['index']} is out of range: the {c['split']} split has {len(images)} scenes")
-        img, rec = images[c["index"]], records[c["index"]]
+        img, rec = dataset_scene(tc, c["split"], c["index"])
         print(f"scene {rec['id']}: {rec['caption']}")
         if not questions:
             questions = [q["question"] for q in rec["qa"]] + [""]

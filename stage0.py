@@ -14,6 +14,11 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `invariance`: weight of a term asking the main level to give the same tokens for the view and
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
+- `adversary`: weight of a confusion term (Tzeng et al., 2015): detail heads on the main level
+  learn to read colour/texture there (on detached tokens), and the ViT learns to make their
+  answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
+  but linearly readable. (Reversing the heads' gradient instead makes them confidently wrong:
+  the detail stays, flipped.)
 
 Your own data has no scene graph. PixelStage0 is then a label-free stage 0 on your images: every
 low-view token predicts the full-resolution pixels of its area (the detail the low view averaged
@@ -82,7 +87,7 @@ def pick_views(images, view):
 class Stage0(nn.Module):
     """The ViT up to the main level, with one linear head per target on every token."""
 
-    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0):
+    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0):
         super().__init__()
         self.vit = vit
         self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
@@ -90,27 +95,35 @@ class Stage0(nn.Module):
         self.main_level = main_level % vit.config.n_layer
         self.level = {k: detail_level if k in DETAIL and detail_level is not None else self.main_level
                       for k in self.heads}
-        self.invariance = invariance
+        self.invariance, self.adversary = invariance, adversary
+        self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
+                                          if k in targets and adversary})
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained
 
-    def forward(self, x, targets=None, partner=None):
+    def forward(self, x, targets=None, partner=None, ramp=1.0):
         """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the same views recoloured and
-        low-passed (only with invariance). Returns ({name: (B, N, classes)}, loss or None)."""
+        low-passed (only with invariance); ramp scales the invariance and adversary terms.
+        Returns ({name: (B, N, classes)}, loss or None)."""
         levels = self.vit(x, depth=self.main_level + 1)                     # each (B, N, Cv)
         logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
         if targets is None:
             return logits, None
+        main = levels[self.main_level]                                      # (B, N, Cv)
         loss = 0
-        for k, out in logits.items():
+        for k, out in list(logits.items()) + [(k, head(main.detach())) for k, head in self.adversaries.items()]:
             y = targets[k].flatten()
             loss = loss + F.cross_entropy(out.flatten(0, 1).float(), y, ignore_index=-1,
                                           reduction="sum") / (y >= 0).sum().clamp(min=1)
+        for k, head in self.adversaries.items():  # the ViT's side: the heads' answer as uniform as can be
+            on = targets[k] > 0                                             # object tokens
+            logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
+            loss = loss - ramp * self.adversary * logp.mean()
         if self.invariance and partner is not None:
-            h = levels[self.main_level]                                     # (B, N, Cv)
             h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
-            # divided by the token variance, so the term cannot be met by shrinking the features
-            loss = loss + self.invariance * (h - h2).pow(2).mean() / h.detach().var(dim=(0, 1)).mean()
+            # per channel, divided by its variance: a quiet channel counts as much as a loud one (a
+            # linear probe standardises its inputs), and shrinking the features does not help
+            loss = loss + ramp * self.invariance * ((main - h2).pow(2) / main.detach().var(dim=(0, 1))).mean()
         return logits, loss
 
 
@@ -128,6 +141,7 @@ class PixelStage0(nn.Module):
         self.vit, self.mask_ratio = vit, mask_ratio
         self.p = vit.config.patch_size
         self.heads = nn.ModuleDict({"pixels": nn.Linear(vit.config.n_embd, 3 * (2 * self.p) ** 2)})
+        self.adversaries = nn.ModuleDict()  # no labels, nothing to hide
         self.main_level = main_level % vit.config.n_layer
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained

@@ -23,14 +23,16 @@ from checkpoint import load_checkpoint, save_checkpoint
 from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
-from evaluate import evaluate, format_table, measure_peak_flops
+from evaluate import evaluate, format_table, generalisation, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
 from stage0 import PixelStage0, Stage0, check_targets, pick_views, recolour_lowpass, view_targets
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
-# defaults; config/shapes_cpu.py (applied when no config file is given) holds the CPU recipe
+# defaults. With no config file given, config/shapes_cpu.py (the main job) is applied over them:
+# a default it sets (n_embd, max_iters, ...) applies only under another config file.
+# `python train.py --help` marks each default it overrides.
 out_dir = "out"
 init_from = "scratch"   # 'scratch' | 'resume' (out_dir/ckpt.pt, or an unfinished stage 0) | path to a ckpt.pt
 vit_init = ""           # a stage-0 checkpoint (out_dir/vit.pt of another run) to reuse instead of stage 0
@@ -76,6 +78,7 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
+vit_adversary = 0.0     # weight of the main level's colour/texture confusion term (stage0.py)
 vit_mask = 0.25         # own data (no scene graph): share of low-view tokens the label-free stage 0 blanks
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
@@ -94,7 +97,7 @@ min_lr_ratio = 0.1
 # -----------------------------------------------------------------------------
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list, type(None))}
 argv = sys.argv[1:]
-if not any(not a.startswith("--") for a in argv):  # no config file: the CPU recipe for shapes, or for your data
+if not any(not a.startswith("-") for a in argv):  # no config file: the CPU recipe for shapes, or for your data
     own = any(a.startswith("--data=") and a[7:].strip("'\"") != "shapes" for a in argv)
     recipe = "own_cpu.py" if own else "shapes_cpu.py"
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", recipe)] + argv
@@ -135,7 +138,6 @@ model = SparseCut(model_config).to(device)
 examples = Examples(tok, [ds.train.records[i] for i in train_ix], question_types, caption_frac,
                     block_size - model.n_image_tokens)
 say(model.describe())
-say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
 say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
 
@@ -222,7 +224,8 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 save_checkpoint(ckpt_path, {
                     "stage": stage, "iter": it + 1, "best": best, "config": config,
                     "model_config": asdict(model_config), "model": model.state_dict(),
-                    "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                    "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
+                    "optimizer": optimizer.state_dict(),
                     "rng": {"sampler": samplers, "torch": torch.get_rng_state()}})
             if ddp:
                 torch.distributed.barrier()
@@ -238,7 +241,8 @@ except ValueError as e:
     sys.exit(f"train.py: {e}")
 label_free = ds.train.masks is None  # your own data: no scene graph, so stage 0 predicts pixels (stage0.py)
 stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
-          Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance)).to(device)
+          Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
+                 vit_adversary)).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
@@ -254,6 +258,7 @@ if resume is not None:
                  "use the same settings or another out_dir")
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
+    stage0.adversaries.load_state_dict(resume.get("adversaries", {}))
     say(f"resuming {resume['stage']} at step {resume['iter']}")
 elif init_from != "scratch":
     ck = load_or_exit(init_from)
@@ -314,7 +319,9 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
                                                                [train_records[i] for i in ix.tolist()], rng)), view)
                 partner = partner.to(device)
             y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
-            return net(x.to(device), y, partner)[1]
+            # the heads first learn what is where; then the main level is asked, ever more, to drop the
+            # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
+            return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * vit_iters)))[1]
 
         @torch.no_grad()
         def stage0_eval():
@@ -329,7 +336,8 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
             say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
             return sum(acc.values()) / len(acc)
 
-    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr)}), vit_iters,
+    run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
+                                           "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
@@ -406,6 +414,7 @@ run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss
 if master:
     t0 = time.time()
     results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
     results["eval_seconds"] = round(time.time() - t0, 1)
     if model.gates is not None:  # which shortcuts the model chose to use
         results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}

@@ -29,6 +29,7 @@ class Dataset:
     val: Split
     test: Split
     tok: object
+    compositional: Split = None  # shapes data only: scenes with attribute pairs training never shows
 
 
 def to_float(images):
@@ -47,10 +48,10 @@ def load_dataset(cfg, say=print):
         if ensure_prepared(cfg["data_dir"], **kw):
             say(f"generated the shapes data in {cfg['data_dir']}")
         splits = {}
-        for s in ("train", "val", "test"):
+        for s in ("train", "val", "test", "compositional"):
             images, masks, records = load_split(cfg["data_dir"], s)
             splits[s] = Split(images, records, masks)
-        return Dataset(splits["train"], splits["val"], splits["test"], tok)
+        return Dataset(splits["train"], splits["val"], splits["test"], tok, splits["compositional"])
     from data.llava import read_llava
     if not os.path.isfile(cfg["data"]):
         raise ValueError(f"data={cfg['data']!r} is neither 'shapes' nor an existing LLaVA JSON file")

@@ -18,7 +18,7 @@ import regex
 import tiktoken
 
 EOT = "<|endoftext|>"
-VOCAB_SIZE = 512  # 256 bytes + merges + EOT (fewer if the corpus runs out of pairs to merge)
+VOCAB_SIZE = 640  # 256 bytes + merges + EOT (fewer if the corpus runs out of pairs to merge)
 PAT_STR = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""  # GPT-2's split
 RANKS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tokenizer.tiktoken")
 
@@ -89,7 +89,8 @@ def training_text(n_scenes=4000, seed=0):
     for _ in range(n_scenes):
         objects = R.sample_scene(rng, 1, 4)
         lines.append(caption_prompt() + answer_text(R.caption(objects)))
-        lines += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in R.questions(objects, rng)]
+        for held_out in (False, True):  # the held-out wordings too: their words are single tokens like the rest
+            lines += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in R.questions(objects, rng, held_out=held_out)]
     # every word the generator can use, so rare ones (counts up to nine) also get their own token
     lines.append(" ".join(R.SHAPES + list(R.COLOURS) + R.SIZES + R.TEXTURES + R.POSITIONS + R.NUMBERS))
     return "\n".join(lines)

@@ -72,29 +72,65 @@ def test_masks_match_objects(splits):
 
 
 def find(objects, description):
-    """Objects matching every word of a description like 'large red circle'."""
-    words = description.split()
+    """Objects matching every word of a description like 'large red circle' or 'red object'."""
+    words = [w for w in description.split() if w != "object"]
     return [o for o in objects if all(w in (o["size"], o["colour"], o["texture"], o["shape"]) for w in words)]
 
 
-def recompute(question, objects):
-    """The answer to a generated question, worked out from the scene graph without render.py."""
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+COUNTS = {"how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
+          "how many shapes are in the image?", "how many things are there?", "count the objects.",
+          "how many things do you see?", "what is the number of objects?"}
+ATTR = {"colour": "colour", "color": "colour", "hue": "colour", "shape": "shape", "size": "size", "big": "size",
+        "texture": "texture", "pattern": "texture"}
+RELATION = {"left of": lambda a, b: a["col"] < b["col"], "right of": lambda a, b: a["col"] > b["col"],
+            "above": lambda a, b: a["row"] < b["row"], "below": lambda a, b: a["row"] > b["row"]}
+
+
+def parse(question, objects):
+    """A generated question, in any of its wordings -> (answer worked out from the scene graph
+    without render.py, the object asked about or None)."""
     at = {o["position"]: o for o in objects}
-    if m := re.fullmatch(r"what (colour|shape|size|texture) is the object (?:at|in) the (.+)\?", question):
-        return at[m.group(2)][m.group(1)]
-    if m := re.fullmatch(r"what is written on the object (?:at|in) the (.+)\?", question):
-        return at[m.group(1)]["text"]
-    if question == "how many objects are there?":
-        return ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][len(objects)]
-    if m := re.fullmatch(r"where is the (.+)\?", question):
-        (o,) = find(objects, m.group(1))
-        return o["position"]
-    if m := re.fullmatch(r"is the (.+) (left of|above) the (.+)\?", question):
+
+    def named(ref):  # 'the object at the top left', 'in the centre', 'the red circle'
+        if m := re.fullmatch(r"(?:the (?:object|thing) )?(?:at|in) the (.+)", ref):
+            return at[m.group(1)]
+        (o,) = find(objects, ref.removeprefix("the "))
+        return o
+
+    if question in COUNTS:
+        return NUMBER_WORDS[len(objects)], None
+    for pattern in (r"(?:where is|where's|in which cell is|where can i find|what is the location of) the (.+?)(?: located)?\?",
+                    r"which cell is the (.+) in\?"):
+        if m := re.fullmatch(pattern, question):
+            (o,) = find(objects, m.group(1))
+            return o["position"], o
+    for pattern in (r"(?:what is written|what number is|which digit is|what digit is written|read the number) on (.+)[?.]",
+                    r"what does (.+) say\?"):
+        if m := re.fullmatch(pattern, question):
+            o = named(m.group(1))
+            return o["text"], o
+    if m := re.fullmatch(r"(?:is|does) the (.+?) (?:sit )?(?:to the )?(left of|right of|above|below|under) the (.+)\?", question):
         (a,), (b,) = find(objects, m.group(1)), find(objects, m.group(3))
-        return "yes" if (a["col"] < b["col"] if m.group(2) == "left of" else a["row"] < b["row"]) else "no"
-    if m := re.fullmatch(r"is there a (\w+) (\w+)\?", question):
-        return "yes" if find(objects, m.group(1) + " " + m.group(2)) else "no"
+        rel = {"under": "below"}.get(m.group(2), m.group(2))
+        return ("yes" if RELATION[rel](a, b) else "no"), None
+    if m := re.fullmatch(r"(?:is there a|is there any|does the image contain a|can you see a|do you see a) (\w+) (\w+)\?", question):
+        return ("yes" if find(objects, m.group(1) + " " + m.group(2)) else "no"), None
+    if m := re.fullmatch(r"are there any (\w+) (\w+)\?", question):  # plural: circles, crosses
+        shape = m.group(2)[:-2] if m.group(2).endswith("sses") else m.group(2)[:-1]
+        return ("yes" if find(objects, m.group(1) + " " + shape) else "no"), None
+    for pattern in (r"(?:what|which) (colour|color|shape|size|texture) is (.+)\?", r"what is the (\w+) of (.+)\?",
+                    r"what (\w+) does (.+) have\?", r"what's the (\w+) of (.+)\?", r"tell me the (\w+) of (.+)\.",
+                    r"which (hue) is (.+)\?", r"how (big) is (.+)\?", r"which (pattern) is on (.+)\?"):
+        if m := re.fullmatch(pattern, question):
+            o, attr = named(m.group(2)), ATTR[m.group(1)]
+            assert o[attr] not in m.group(2).split(), question  # the question must not give its answer away
+            return o[attr], o
     raise AssertionError(f"unrecognised question {question!r}")
+
+
+def recompute(question, objects):
+    return parse(question, objects)[0]
 
 
 def test_answers_agree_with_scene_graph(splits):
@@ -109,11 +145,69 @@ def test_answers_agree_with_scene_graph(splits):
     assert seen == set(R.QUESTION_TYPES)
 
 
+@pytest.fixture(scope="module")
+def many():
+    """A few hundred scenes of every split, up to 9 objects, with every wording."""
+    return {s: make_split(s, 100, seed=3, max_objects=9)[2] for s in ("train", "val", "test", "compositional")}
+
+
+def test_every_wording_is_answered_from_the_scene_graph(many):
+    tok = get_tokenizer()
+    wordings = set()
+    for split, records in many.items():
+        for r in records:
+            assert len({(o["shape"], o["colour"], o["size"], o["texture"]) for o in r["objects"]}) == len(r["objects"])  # no twins
+            for q in r["qa"] + r.get("qa_paraphrase", []):
+                assert recompute(q["question"], r["objects"]) == q["answer"], (r["id"], q)
+                encode_example(tok, vqa_prompt(q["question"]), q["answer"], block_size=64)  # fits the LLM's text
+                wordings.add(re.sub(r"the .*|\d", "", q["question"]))
+    assert len(wordings) > 30  # many wordings, not one per type
+    assert all("qa_paraphrase" in r for r in many["test"]) and not any("qa_paraphrase" in r for r in many["train"])
+
+
+def template_pattern(template):
+    words = "|".join(w for ws in R.ATTRIBUTE_WORDS.values() for w in ws)
+    pattern = re.escape(template).replace(r"\{attr\}", f"(?:{words})")
+    return re.compile(re.sub(r"\\\{\w+\\\}", ".+", pattern))
+
+
+def test_held_out_wordings_never_in_training_text(many):
+    trained = [t for ts in R.PHRASINGS.values() for t in ts]
+    held = [t for ts in R.HELD_OUT_PHRASINGS.values() for t in ts]
+    assert not set(trained) & set(held)
+    assert set(R.HELD_OUT_PHRASINGS) == set(R.QUESTION_TYPES)  # at least one held-out wording per type
+    held_re, trained_re = [template_pattern(t) for t in held], [template_pattern(t) for t in trained]
+    for split, records in many.items():
+        for r in records:
+            for q in r["qa"]:
+                assert not any(p.fullmatch(q["question"]) for p in held_re), (split, q)
+                assert any(p.fullmatch(q["question"]) for p in trained_re), (split, q)
+            for q in r.get("qa_paraphrase", []):
+                assert any(p.fullmatch(q["question"]) for p in held_re), q
+                assert not any(p.fullmatch(q["question"]) for p in trained_re), q
+    paraphrases = {q["question"] for r in many["test"] for q in r["qa_paraphrase"]}
+    training = {q["question"] for r in many["train"] for q in r["qa"]}
+    assert paraphrases and not paraphrases & training
+
+
+def test_compositional_pairs_only_in_their_split(many):
+    _, _, train = make_split("train", 500, seed=0)
+    assert not any(R.held_out_pair(o) for r in train + many["train"] + many["val"] + many["test"] for o in r["objects"])
+    seen = {k: {o[k] for r in train for o in r["objects"]} for k in ("shape", "colour", "texture")}
+    assert seen == {"shape": set(R.SHAPES), "colour": set(R.COLOURS), "texture": set(R.TEXTURES)}  # each alone still seen
+    for r in many["compositional"]:
+        assert any(R.held_out_pair(o) for o in r["objects"])
+        asked = {q["type"]: parse(q["question"], r["objects"])[1] for q in r["qa"]}
+        for t in ("colour", "shape", "texture", "size", "position"):  # about the unseen pair's object
+            assert R.held_out_pair(asked[t]), (r["id"], t)
+
+
 def test_answers_are_balanced():
     _, _, records = make_split("train", 1500, seed=0)
     base = metrics.majority_baseline(records)
+    # texture: the 3 held-out shape x texture pairs are all non-solid, so solid is 4 of the 13 pairs left
     chance = {"colour": 1 / 6, "shape": 1 / 4, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
-              "texture": 1 / 4, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
+              "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
     for t, c in chance.items():
         assert base[t] < c + 0.06, (t, base[t])
 

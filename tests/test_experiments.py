@@ -23,7 +23,7 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
     r = experiments(tmp_path, "--only=baseline,naive,gated_dense")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     exp = tmp_path / "exp"
-    assert (exp / "vit" / "vit.pt").exists() and (exp / "results.png").exists()
+    assert (exp / "vit-s0" / "vit.pt").exists() and (exp / "results.png").exists()
     rows = json.loads((exp / "results.json").read_text())["rows"]
     assert [row["name"] for row in rows] == ["baseline", "naive", "gated_dense"]
     for row in rows:
@@ -33,8 +33,8 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
     # every run started from the one shared stage-0 ViT
     assert "ViT from" in (exp / "baseline-3-s0.log").read_text()
     # resumable: a second call trains only what is new (seed 1), and averages over the seeds
-    again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]")
-    assert again.returncode == 0 and again.stdout.count("skipped") == 2  # the ViT and seed 0
+    again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]", "--jobs=2")
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2  # seed 0: its ViT and its run
     row = json.loads((exp / "results.json").read_text())["rows"][0]
     both = [json.loads((exp / f"baseline-3-s{s}" / "results.json").read_text())["vqa"]["overall"] for s in (0, 1)]
     assert abs(row["acc"]["overall"][0] - sum(both) / 2) < 1e-9

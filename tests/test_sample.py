@@ -60,3 +60,19 @@ def test_missing_or_corrupt_checkpoint(tmp_path):
     (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
     r = sample(f"--out_dir={tmp_path}", "--split=test")
     assert r.returncode != 0 and "not a readable checkpoint" in r.stderr.strip().splitlines()[-1]
+
+
+def test_missing_data_is_generated_from_the_checkpoint_settings(trained, tmp_path):
+    import torch
+    from data.shapes.prepare import load_split
+    ck = torch.load(trained / "out" / "ckpt.pt", weights_only=False)
+    ck["config"]["data_dir"] = str(tmp_path / "gone")  # as after a fresh clone: the data were never made here
+    (tmp_path / "out").mkdir()
+    torch.save(ck, tmp_path / "out" / "ckpt.pt")
+    r = sample(f"--out_dir={tmp_path / 'out'}", "--split=test", "--index=3")
+    assert r.returncode == 0, r.stderr
+    assert "generated the scene" in r.stdout and "--n_train=48" in r.stdout  # the model's own settings
+    tested = load_split(trained / "data", "test")[2][3]  # the very scene the model was tested on
+    assert f"scene test-00003: {tested['caption']}" in r.stdout.splitlines()
+    assert f"Q: {tested['qa'][0]['question']} A:" in r.stdout
+    assert not (tmp_path / "gone").exists()

@@ -1,10 +1,101 @@
-"""stage0.py: the label-free stage 0 that your own data (no scene graph) gets."""
+"""Tests for stage0.py: targets per view, the detail level, the invariance partner and term, and
+the label-free stage 0 that your own data (no scene graph) gets."""
+import numpy as np
+import pytest
 import torch
 
+from data.shapes import render as R
+from data.shapes.prepare import make_split
 from fusion import make_views
-from stage0 import PixelStage0, pixel_targets
+from stage0 import PixelStage0, Stage0, check_targets, pixel_targets, recolour_lowpass, view_targets
 from vit import ViT, ViTConfig
 
+
+@pytest.fixture(scope="module")
+def scenes():
+    return make_split("val", 8, seed=3, min_objects=1, max_objects=3)
+
+
+def test_partner_has_new_colours_and_no_texture(scenes):
+    images, masks, records = scenes
+    out = recolour_lowpass(images, masks, records, np.random.default_rng(0))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    blocks = out.reshape(8, 32, 2, 32, 2, 3).astype(int)
+    assert (blocks == blocks[:, :, :1, :, :1]).all()        # every 2x2 block is flat: texture gone
+    assert (out[masks == 0] == images[masks == 0]).all()    # background untouched
+    palette = {tuple(c) for c in R.COLOURS.values()}
+    changed = 0
+    for i, r in enumerate(records):
+        for k, o in enumerate(r["objects"]):
+            colours = {tuple(c) for c in out[i][masks[i] == k + 1]}
+            assert colours <= palette | {tuple(R.COLOURS[o["colour"]])}  # a flat palette colour
+            changed += tuple(R.COLOURS[o["colour"]]) not in colours
+    assert changed > 0
+
+
+def test_targets_per_view(scenes):
+    images, masks, records = scenes
+    t = view_targets(masks, records, 8, ["shape", "cell", "centre"], ["shape", "colour"])
+    assert set(t) == {"shape", "cell", "centre", "colour"}
+    assert (t["colour"][:, 0] == -1).all() and (t["colour"][:, 1:] >= 0).all()   # colour on crops only
+    assert (t["cell"][:, 1:] == -1).all() and (t["cell"][:, 0] >= 0).all()
+
+
+def test_bad_targets_are_one_line_errors():
+    with pytest.raises(ValueError, match="cell/centre"):
+        check_targets(["shape"], ["cell"], None, 6, -2)
+    with pytest.raises(ValueError, match="unknown stage-0 targets"):
+        check_targets(["hue"], [], None, 6, -2)
+    with pytest.raises(ValueError, match="vit_detail_level=5"):
+        check_targets(["shape"], ["colour"], 5, 6, -2)
+    check_targets(["shape"], ["colour"], 1, 6, -2)
+
+
+def test_detail_heads_read_the_detail_level_and_invariance_is_a_loss_term():
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(16, 4, 4, 2, 16))
+    s = Stage0(vit, ["shape", "colour", "texture"], main_level=-2, detail_level=1, invariance=1.0)
+    assert s.level == {"shape": 2, "colour": 1, "texture": 1}
+    assert not any(p.requires_grad for p in vit.blocks[3].parameters())  # above the main level
+    x = torch.rand(3, 3, 16, 16)
+    y = {k: torch.randint(-1, 4, (3, 16)) for k in s.heads}
+    base = s(x, y)[1]
+    assert torch.allclose(s(x, y, partner=x)[1], base)                   # same view: no invariance cost
+    other = torch.rand(3, 3, 16, 16)
+    assert s(x, y, partner=other)[1] > base
+    assert torch.allclose(s(x, y, partner=other, ramp=0.0)[1], base)   # ramped from 0 in train.py
+    # the colour head's gradient stops at block 1: blocks 2.. get none from it
+    vit.zero_grad()
+    out = s(x)[0]
+    out["colour"].sum().backward()
+    assert vit.blocks[2].mlp[0].weight.grad is None or vit.blocks[2].mlp[0].weight.grad.abs().sum() == 0
+    assert vit.blocks[1].mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_adversary_learns_on_detached_tokens_and_the_vit_learns_to_confuse_it():
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(16, 4, 3, 2, 16))
+    s = Stage0(vit, ["colour"], main_level=-1, adversary=1.0)
+    assert set(s.adversaries) == {"colour"}
+    x, y = torch.rand(2, 3, 16, 16), {"colour": torch.randint(1, 7, (2, 16))}
+    levels = vit(x)
+    # the ViT's side of the adversary: cross-entropy against a uniform answer over the 6 colours
+    with torch.no_grad():
+        logp = torch.log_softmax(s.adversaries["colour"](levels[-1])[..., 1:], -1)
+        head_ce = torch.nn.functional.cross_entropy(s.heads["colour"](levels[-1]).flatten(0, 1), y["colour"].flatten())
+        adv_ce = torch.nn.functional.cross_entropy(s.adversaries["colour"](levels[-1]).flatten(0, 1), y["colour"].flatten())
+    assert torch.allclose(s(x, y)[1], head_ce + adv_ce - logp.mean(), atol=1e-5)
+    # the adversary learns from its own cross-entropy only: the confusion term does not move it
+    s.zero_grad()
+    s(x, y)[1].backward()
+    g = s.adversaries["colour"].weight.grad.clone()
+    s.zero_grad()
+    torch.nn.functional.cross_entropy(s.adversaries["colour"](vit(x)[-1].detach()).flatten(0, 1),
+                                      y["colour"].flatten()).backward()
+    assert torch.allclose(g, s.adversaries["colour"].weight.grad, atol=1e-6)
+
+
+# ---- the label-free stage 0 ----
 
 def test_pixel_target_is_the_full_resolution_block_under_the_token():
     images = torch.rand(2, 3, 16, 16)

@@ -36,6 +36,7 @@ def test_end_to_end_writes_checkpoint_and_results(tmp_path):
     assert set(res["vqa"]) == {"overall", "colour", "shape", "count", "position", "texture"}
     assert res["n"]["overall"] == 12 * 5 and 0.0 <= res["vqa"]["overall"] <= 1.0
     assert res["caption_f1"] is not None
+    assert 0 <= res["paraphrase"]["overall"] <= 1 and 0 <= res["compositional"]["overall"] <= 1  # held-out wordings, pairs
     ck = torch.load(out / "ckpt.pt", weights_only=True)
     assert ck["stage"] == "tune" and ck["iter"] == 20 and "optimizer" in ck and "sampler" in ck["rng"]
     log = losses(out / "log.jsonl")

@@ -1,5 +1,6 @@
 """
-Generate the shapes dataset: train/val/test splits of rendered scenes with captions and VQA.
+Generate the shapes dataset: train/val/test splits of rendered scenes with captions and VQA,
+and a compositional split whose scenes hold attribute pairs no other split has (render.HELD_OUT_PAIRS).
 
 $ python data/shapes/prepare.py                      # 20k/1k/1k scenes into data/shapes/
 $ python data/shapes/prepare.py --max_objects=2 --question_types=colour,shape,count,position,texture
@@ -7,7 +8,7 @@ $ python data/shapes/prepare.py --preview=data/preview.png   # only draw a few v
 
 Writes into out_dir: {split}_images.npy uint8 (N, H, W, 3), {split}_masks.npy uint8 (N, H, W)
 (object index + 1 per pixel, 0 = background), {split}.jsonl (one scene per line: id, objects,
-caption, qa) and meta.json (the settings, so callers can tell whether the files are stale).
+caption, qa; test also qa_paraphrase, its questions in held-out wordings) and meta.json (the settings, so callers can tell whether the files are stale).
 """
 import json
 import os
@@ -21,10 +22,12 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data.shapes import render as R
 
-SPLITS = ["train", "val", "test"]
+SPLITS = ["train", "val", "test", "compositional"]
 # Each split owns a fixed slice of the scene-hash space, so no scene can be in two splits and
 # each split is still generated on its own (changing n_train leaves val and test unchanged).
-HASH_BUCKETS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}
+# The compositional split takes any hash: its scenes all hold a held-out attribute pair, which
+# no scene of the other three has, so it cannot share a scene with them.
+HASH_BUCKETS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10), "compositional": range(0, 10)}
 
 
 def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
@@ -42,23 +45,30 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     masks = np.empty((n, image_size, image_size), dtype=np.uint8)
     records = []
+    compositional = split == "compositional"
     while len(records) < n:
-        objects = R.sample_scene(rng, min_objects, max_objects, image_size)
+        objects = R.sample_scene(rng, min_objects, max_objects, image_size, allow_held_out=compositional)
         if int(R.scene_hash(objects)[:8], 16) % 10 not in HASH_BUCKETS[split]:
             continue  # this scene belongs to another split
+        new = [o for o in objects if R.held_out_pair(o)]
+        if compositional and not new:
+            continue  # every compositional scene shows at least one unseen pair ...
+        target = new[rng.integers(len(new))] if compositional else None  # ... and is asked about it
         i = len(records)
         images[i], masks[i] = R.render(objects, image_size)
         records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": R.caption(objects),
-                        "qa": R.questions(objects, rng, question_types)})
+                        "qa": R.questions(objects, rng, question_types, target=target)})
+        if split == "test":  # the same kinds of question, worded as training never words them
+            records[-1]["qa_paraphrase"] = R.questions(objects, rng, question_types, held_out=True)
     return images, masks, records
 
 
 def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=0,
             min_objects=1, max_objects=4, question_types=None, image_size=64):
-    """Generate all three splits into out_dir (see the module docstring for the files)."""
+    """Generate all four splits (the compositional one has n_test scenes) into out_dir (see the module docstring for the files)."""
     os.makedirs(out_dir, exist_ok=True)
     meta = settings(n_train, n_val, n_test, seed, min_objects, max_objects, question_types, image_size)
-    for split, n in zip(SPLITS, (n_train, n_val, n_test)):
+    for split, n in zip(SPLITS, (n_train, n_val, n_test, n_test)):
         images, masks, records = make_split(split, n, seed, min_objects, max_objects, question_types, image_size)
         np.save(os.path.join(out_dir, f"{split}_images.npy"), images)
         np.save(os.path.join(out_dir, f"{split}_masks.npy"), masks)
@@ -125,13 +135,17 @@ def preview(path, n=6, seed=0, min_objects=1, max_objects=4, image_size=64):
 
 
 if __name__ == "__main__":
-    config = {"out_dir": "data/shapes", "n_train": 20000, "n_val": 1000, "n_test": 1000, "seed": 0,
-              "min_objects": 1, "max_objects": 4, "question_types": "", "image_size": 64, "preview": ""}
-    for arg in sys.argv[1:]:  # --key=value, nothing else
-        key, _, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or key not in config or not _:
-            sys.exit(f"bad argument {arg!r}; use --key=value with key in {list(config)}")
-        config[key] = type(config[key])(value)
+    from configurator import configure_or_exit
+    config = {
+        "out_dir": "data/shapes",   # where the .npy/.jsonl files and meta.json go
+        "n_train": 20000, "n_val": 1000, "n_test": 1000,  # scenes per split
+        "seed": 0,
+        "min_objects": 1, "max_objects": 4,  # objects per scene
+        "question_types": "",       # comma-separated, e.g. colour,shape; '' = all nine
+        "image_size": 64,           # full resolution; the low view is half of it
+        "preview": "",              # a PNG path: only draw a few val scenes there, write no data
+    }
+    configure_or_exit(config, sys.argv[1:], "prepare.py")
     types = config.pop("question_types")
     types = types.split(",") if types else None  # None: all types
     if config["preview"]:

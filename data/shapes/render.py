@@ -17,7 +17,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-VERSION = 1  # bump when a change here changes the generated data (invalidates cached data)
+VERSION = 2  # bump when a change here changes the generated data (invalidates cached data)
 
 SHAPES = ["circle", "square", "triangle", "cross"]
 # well separated colours, every channel in [40, 195] so the texture offsets (-40..+60) fit in uint8
@@ -86,8 +86,10 @@ def position_name(row, col):
     return POSITIONS[3 * row + col]
 
 
-def sample_scene(rng, min_objects=1, max_objects=4, image_size=64):
-    """A random scene graph: a list of object dicts in reading order (by grid cell)."""
+def sample_scene(rng, min_objects=1, max_objects=4, image_size=64, allow_held_out=False):
+    """A random scene graph: a list of object dicts in reading order (by grid cell). An object with a
+    held-out attribute pair (HELD_OUT_PAIRS, unless allow_held_out) or that is another's twin (same
+    shape, colour, size and texture) is drawn again, so every object has a unique description."""
     px = sizes_px(image_size)
     cell = image_size // 3
     n = int(rng.integers(min_objects, max_objects + 1))
@@ -101,12 +103,16 @@ def sample_scene(rng, min_objects=1, max_objects=4, image_size=64):
         y_lo, y_hi = row * cell, row * cell + cell - side
         x0 = 2 * int(rng.integers(-(-x_lo // 2), max(x_hi // 2, -(-x_lo // 2)) + 1))
         y0 = 2 * int(rng.integers(-(-y_lo // 2), max(y_hi // 2, -(-y_lo // 2)) + 1))
-        obj = {
-            "shape": SHAPES[rng.integers(len(SHAPES))],
-            "colour": list(COLOURS)[rng.integers(len(COLOURS))],
-            "size": size,
-            "texture": TEXTURES[rng.integers(len(TEXTURES))],
-        }
+        while True:
+            obj = {
+                "shape": SHAPES[rng.integers(len(SHAPES))],
+                "colour": list(COLOURS)[rng.integers(len(COLOURS))],
+                "size": size,
+                "texture": TEXTURES[rng.integers(len(TEXTURES))],
+            }
+            twin = any(all(p[k] == obj[k] for k in ("shape", "colour", "size", "texture")) for p in objects)
+            if (allow_held_out or not held_out_pair(obj)) and not twin:  # no twins: every object can be named
+                break
         if size == "large" and obj["texture"] == "solid":  # digits only where they fit and nothing else is drawn
             obj["text"] = DIGITS[rng.integers(len(DIGITS))]
         obj.update(row=row, col=col, position=position_name(row, col), box=[x0, y0, x0 + side, y0 + side])
@@ -180,36 +186,116 @@ def caption(objects):
     return " and ".join("a " + describe(o) for o in objects)
 
 
-def referent(o, objects):
-    """Shortest description ('circle', 'red circle', ...) that picks out o alone, or None."""
-    for keys in (["shape"], ["colour", "shape"], ["size", "colour", "shape"], ["size", "colour", "texture", "shape"]):
+# Phrasings, per question type. {ref} names the object (by position, "the object at the top left",
+# or by a unique description, "the red circle"); {where} is its position alone ("at the top left");
+# {attr} is the attribute's word (colour or color); {desc} a unique description; {a} {rel} {b} a
+# relation; {c} {s} / {ss} a colour and a shape / its plural. The first of each list is the
+# original template. Answers never depend on the phrasing.
+PHRASINGS = {
+    "attribute": ["what {attr} is {ref}?", "which {attr} is {ref}?", "what is the {attr} of {ref}?",
+                  "what {attr} does {ref} have?", "what {attr} is {where}?"],
+    "text": ["what is written on {ref}?", "what number is on {ref}?", "which digit is on {ref}?",
+             "what digit is written on {ref}?"],
+    "count": ["how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
+              "how many shapes are in the image?", "how many things are there?", "count the objects."],
+    "position": ["where is the {desc}?", "where's the {desc}?", "which cell is the {desc} in?",
+                 "in which cell is the {desc}?", "where is the {desc} located?"],
+    "relation": ["is the {a} {rel} the {b}?"],
+    "existence": ["is there a {c} {s}?", "is there any {c} {s}?", "are there any {c} {ss}?",
+                  "does the image contain a {c} {s}?"],
+}
+# Held out: never used for train/val/test questions, only for the test split's "qa_paraphrase"
+# (same types, same scene, answers from the same scene graph), to measure whether the model
+# understands a question it has never seen worded that way.
+HELD_OUT_PHRASINGS = {
+    "colour": ["which hue is {ref}?", "tell me the {attr} of {ref}.", "what's the {attr} of {ref}?"],
+    "shape": ["what's the {attr} of {ref}?", "tell me the {attr} of {ref}."],
+    "size": ["how big is {ref}?", "what's the {attr} of {ref}?"],
+    "texture": ["which pattern is on {ref}?", "what's the {attr} of {ref}?", "tell me the {attr} of {ref}."],
+    "text": ["what does {ref} say?", "read the number on {ref}."],
+    "count": ["how many things do you see?", "what is the number of objects?"],
+    "position": ["what is the location of the {desc}?", "where can i find the {desc}?"],
+    "relation": ["does the {a} sit {rel} the {b}?"],
+    "existence": ["can you see a {c} {s}?", "do you see a {c} {s}?"],
+}
+ATTRIBUTE_WORDS = {"colour": ["colour", "color"], "shape": ["shape"], "size": ["size"], "texture": ["texture"]}
+# relation -> (its words, whether it holds for objects a, b)
+RELATIONS = {
+    "left": (["left of", "to the left of"], lambda a, b: a["col"] < b["col"]),
+    "right": (["right of", "to the right of"], lambda a, b: a["col"] > b["col"]),
+    "above": (["above"], lambda a, b: a["row"] < b["row"]),
+    "below": (["below", "under"], lambda a, b: a["row"] > b["row"]),
+}
+# Attribute pairs that no train/val/test scene contains (objects that would are drawn again);
+# every scene of the 'compositional' split has at least one. Spread so that every shape, colour
+# and texture still occurs in training, only never in these combinations.
+HELD_OUT_PAIRS = [("circle", "red"), ("square", "green"), ("triangle", "blue"), ("cross", "yellow"),
+                  ("circle", "striped"), ("square", "checked"), ("triangle", "dotted")]
+
+
+def held_out_pair(o):
+    """True if object o has a shape x colour or shape x texture pair that training never shows."""
+    return (o["shape"], o["colour"]) in HELD_OUT_PAIRS or (o["shape"], o["texture"]) in HELD_OUT_PAIRS
+
+
+def referent(o, objects, exclude=None):
+    """Shortest description ('circle', 'red circle', 'red object', ...) that picks out o alone, or
+    None. exclude: an attribute the description must not use (the one a question asks about)."""
+    for keys in DESCRIPTIONS:
+        if exclude in keys:
+            continue
         if sum(all(p[k] == o[k] for k in keys) for p in objects) == 1:
-            return " ".join(o[k] for k in keys)
+            words = [o[k] for k in ("size", "colour", "texture", "shape") if k in keys]
+            return " ".join(words if "shape" in keys else words + ["object"])
     return None
 
 
-def ask(qtype, objects, rng):
-    """One (question, answer) of the given type, or None if the scene cannot have one."""
-    def at(o):
-        return "the object " + ("in the centre" if o["position"] == "centre" else "at the " + o["position"])
+# every subset of the attributes, shortest first, shape first among equals (the original order)
+DESCRIPTIONS = [["shape"], ["colour"], ["size"], ["texture"], ["colour", "shape"], ["size", "shape"],
+                ["texture", "shape"], ["size", "colour"], ["colour", "texture"], ["size", "texture"],
+                ["size", "colour", "shape"], ["colour", "texture", "shape"], ["size", "texture", "shape"],
+                ["size", "colour", "texture"], ["size", "colour", "texture", "shape"]]
 
-    if qtype in ("colour", "shape", "size", "texture"):
-        o = objects[rng.integers(len(objects))]
-        return f"what {qtype} is {at(o)}?", o[qtype]
+
+def ask(qtype, objects, rng, held_out=False, target=None):
+    """One (question, answer) of the given type, or None if the scene cannot have one.
+    held_out: word it with a held-out phrasing. target: ask about this object where the type allows."""
+    def pick(xs):
+        return xs[rng.integers(len(xs))]
+
+    def where(o):
+        return "in the centre" if o["position"] == "centre" else "at the " + o["position"]
+
+    def name(o, exclude=None):  # by position or, half the time where there is one, by a unique description
+        desc = referent(o, objects, exclude)
+        if desc and rng.random() < 0.5:
+            return "the " + desc
+        return f"the {pick(['object', 'thing'])} {where(o)}"
+
+    if qtype not in QUESTION_TYPES:
+        raise ValueError(f"unknown question type {qtype!r}; valid: {QUESTION_TYPES}")
+    if held_out:
+        template = pick(HELD_OUT_PHRASINGS[qtype])
+    else:
+        template = pick(PHRASINGS["attribute" if qtype in ATTRIBUTE_WORDS else qtype])
+    if qtype in ATTRIBUTE_WORDS:
+        o = target if target is not None else pick(objects)
+        ref = "" if "{where}" in template else name(o, exclude=qtype)
+        return template.format(attr=pick(ATTRIBUTE_WORDS[qtype]), ref=ref, where=where(o)), o[qtype]
     if qtype == "text":
         marked = [o for o in objects if "text" in o]
         if not marked:
             return None
-        o = marked[rng.integers(len(marked))]
-        return f"what is written on {at(o)}?", o["text"]
+        o = target if target is not None and "text" in target else pick(marked)
+        return template.format(ref=name(o)), o["text"]
     if qtype == "count":
-        return "how many objects are there?", NUMBERS[len(objects)]
+        return template, NUMBERS[len(objects)]
     if qtype == "position":
         named = [o for o in objects if referent(o, objects)]
         if not named:
             return None
-        o = named[rng.integers(len(named))]
-        return f"where is the {referent(o, objects)}?", o["position"]
+        o = target if target is not None and referent(target, objects) else pick(named)
+        return template.format(desc=referent(o, objects)), o["position"]
     if qtype == "relation":
         answer = "yes" if rng.random() < 0.5 else "no"
         pairs = []  # (a, relation, b) with the wanted answer, both uniquely named
@@ -217,29 +303,27 @@ def ask(qtype, objects, rng):
             for b in objects:
                 if a is b or not referent(a, objects) or not referent(b, objects):
                     continue
-                for rel, holds in (("left of", a["col"] < b["col"]), ("above", a["row"] < b["row"])):
-                    if holds == (answer == "yes"):
-                        pairs.append((a, rel, b))
+                pairs += [(a, rel, b) for rel, (_, holds) in RELATIONS.items() if holds(a, b) == (answer == "yes")]
         if not pairs:
             return None
         a, rel, b = pairs[rng.integers(len(pairs))]
-        return f"is the {referent(a, objects)} {rel} the {referent(b, objects)}?", answer
-    if qtype == "existence":
-        if rng.random() < 0.5:
-            o = objects[rng.integers(len(objects))]
-            return f"is there a {o['colour']} {o['shape']}?", "yes"
+        return template.format(a=referent(a, objects), rel=pick(RELATIONS[rel][0]), b=referent(b, objects)), answer
+    # existence
+    if rng.random() < 0.5:
+        o = pick(objects)
+        c, s, answer = o["colour"], o["shape"], "yes"
+    else:
         present = {(o["colour"], o["shape"]) for o in objects}
-        absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
-        c, s = absent[rng.integers(len(absent))]
-        return f"is there a {c} {s}?", "no"
-    raise ValueError(f"unknown question type {qtype!r}; valid: {QUESTION_TYPES}")
+        c, s = pick([(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present])
+        answer = "no"
+    return template.format(c=c, s=s, ss=s + ("es" if s.endswith("s") else "s")), answer
 
 
-def questions(objects, rng, types=None):
+def questions(objects, rng, types=None, held_out=False, target=None):
     """One question per requested type (types the scene cannot have are skipped)."""
     qa = []
     for t in types or QUESTION_TYPES:
-        q = ask(t, objects, rng)
+        q = ask(t, objects, rng, held_out, target)
         if q is not None:
             qa.append({"type": t, "question": q[0], "answer": q[1]})
     return qa

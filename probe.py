@@ -1,0 +1,219 @@
+"""
+What does each level of the ViT know? Linear probes on object tokens, level by level.
+
+    python probe.py --ckpt=out/vit.pt                    # a stage-0 ViT, or out/ckpt.pt (a full model)
+    python probe.py --ckpt=out/vit.pt --json=probe.json --split=test --n_train=1000 --n_test=400
+
+Levels: the patch embedding ('embed': patch projection + position, what block 0 reads) and every
+block up to the main level (the blocks above it are never read). An object token is a
+patch at least half of whose pixels belong to one object; its label is an attribute of that
+object in the scene graph. The low view is probed for colour, shape, texture and position (grid
+cell 0..8): texture is averaged away in the low view by construction, so that probe is a check
+that should sit at chance. The 4 crops, pooled, are probed for colour, shape and texture.
+
+Two numbers per level, view and attribute:
+- acc: held-out accuracy of a multinomial logistic regression fitted on the object tokens of
+  n_train train scenes (features standardised with the train mean/std; full batch LBFGS from zero
+  weights, a fixed number of steps: deterministic), scored on n_test scenes of --split. Chance =
+  the share of the train-majority class among the held-out tokens.
+- var_share: the share of the object tokens' variance the attribute explains, on the raw (not
+  standardised) features: sum over channels of the between-class variance / total variance.
+  A probe reads a direction however quiet it is; a fusion layer trained from scratch may not.
+Data: data_dir's splits if there are any, else small splits generated in memory with the
+checkpoint's data settings.
+"""
+import sys
+import time
+from json import dumps
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from checkpoint import load_checkpoint
+from configurator import configure_or_exit
+from data.batches import to_float
+from data.shapes.prepare import load_split, make_split
+from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES
+from fusion import make_views
+from vit import ViT, ViTConfig
+
+ckpt = "out/vit.pt"       # a stage-0 vit.pt or a full ckpt.pt of train.py
+data_dir = "data/shapes"  # the shapes splits; generated in memory if missing
+split = "val"             # held-out scenes to score on: 'val' | 'test'
+n_train = 1000            # train scenes the probes are fitted on
+n_test = 400              # held-out scenes they are scored on
+steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
+l2 = 1e-3                 # weight penalty of the probes
+json = ""                 # also write the results to this file
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+
+CLASSES = {"colour": list(COLOURS), "shape": SHAPES, "texture": TEXTURES, "position": POSITIONS}
+PROBES = {"low": ["colour", "shape", "texture", "position"], "crops": ["colour", "shape", "texture"]}
+
+
+def owners(masks, n_side):
+    """masks (M, 2S, 2S) -> (M, 5, N): per view (low, then the 4 crops) the object (index + 1)
+    covering at least half of each token's pixels; 0 for background and mixed tokens."""
+    M, H, _ = masks.shape
+    h = H // 2
+    views = [masks] + [masks[:, r * h:(r + 1) * h, c * h:(c + 1) * h] for r in (0, 1) for c in (0, 1)]
+    out = []
+    for m in views:
+        p = m.shape[1] // n_side  # a token's side in full-resolution pixels (2 patches wide in the low view)
+        blocks = m.reshape(M, n_side, p, n_side, p).transpose(0, 1, 3, 2, 4).reshape(M, n_side ** 2, p * p)
+        counts = np.stack([(blocks == k).sum(-1) for k in range(1, 10)], -1)      # (M, N, 9) pixels per object
+        out.append(np.where(2 * counts.max(-1) >= p * p, counts.argmax(-1) + 1, 0))  # (M, N)
+    return np.stack(out, 1)                                                          # (M, 5, N)
+
+
+def labels(owner, records):
+    """owner (M, 5, N) -> {attribute: (M, 5, N) class index}, -1 where no object owns the token."""
+    M = len(records)
+    out = {}
+    for a, classes in CLASSES.items():
+        table = np.full((M, 10), -1)                      # column k + 1: the class of object k
+        for i, r in enumerate(records):
+            for k, o in enumerate(r["objects"]):
+                table[i, k + 1] = classes.index(o[a])
+        out[a] = np.take_along_axis(table, owner.reshape(M, -1), 1).reshape(owner.shape)
+    return out
+
+
+@torch.no_grad()
+def object_features(vit, images, keep, depth, batch=100):
+    """images (M, 2S, 2S, 3) uint8, keep (M, 5, N) bool -> {level: (T, C)}, the kept tokens in
+    (scene, view, token) order. Levels: 'embed' and blocks '0'..str(depth - 1)."""
+    vit.eval()
+    embed = []  # the embedding is what vit.drop returns: a hook reads it without touching vit.py
+    hook = vit.drop.register_forward_hook(lambda module, inputs, out: embed.append(out))
+    feats = {}
+    for i in range(0, len(images), batch):
+        low, crops = make_views(to_float(images[i:i + batch]))                  # (B,3,S,S), (B,4,3,S,S)
+        views = torch.cat([low[:, None], crops], 1).flatten(0, 1)               # (B*5, 3, S, S)
+        k = torch.from_numpy(keep[i:i + batch]).flatten(0, 1)                   # (B*5, N)
+        has = k.any(1)                                                          # views without objects need not run
+        levels = vit(views[has], depth=depth)                                   # depth x (V, N, C)
+        hs = [embed.pop()] + levels                                             # the hook ran first
+        k = k[has].flatten()                                                    # (V*N,)
+        for name, h in zip(["embed"] + [str(b) for b in range(depth)], hs):
+            feats.setdefault(name, []).append(h.reshape(-1, h.size(-1))[k])     # (t, C)
+    hook.remove()
+    return {name: torch.cat(f) for name, f in feats.items()}
+
+
+def fit_probe(x, y, x_test, y_test, n_classes, steps=50, l2=1e-3):
+    """Multinomial logistic regression on x (T, C) -> y (T,); returns its accuracy on the test tokens."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    x, x_test = (x - mean) / std, (x_test - mean) / std   # one scale for every channel: l2 treats them alike
+    W = torch.zeros(x.size(1), n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ W + b, y) + l2 * W.square().sum()
+        loss.backward()
+        return loss
+    with torch.enable_grad():
+        opt.step(closure)
+    return ((x_test @ W + b).argmax(1) == y_test).float().mean().item()
+
+
+def var_share(x, y):
+    """Share of the variance of x (T, C) that the classes y (T,) explain, in [0, 1]:
+    sum over channels of the between-class variance / sum over channels of the total variance."""
+    x = x.double()
+    counts = torch.bincount(y).double()                                  # (K,)
+    means = torch.zeros(len(counts), x.size(1), dtype=x.dtype).index_add_(0, y, x)
+    means = means[counts > 0] / counts[counts > 0, None]                 # (K', C) class means
+    mu = x.mean(0)
+    between = (counts[counts > 0, None] * (means - mu).square()).sum() / len(x)
+    return (between / (x - mu).square().sum(1).mean()).item()
+
+
+def tokens(vit, images, masks, records, depth):
+    """Object tokens of some scenes: ({level: (T, C)}, {attribute: (T,)}, view (T,): 0 low, 1..4 crops)."""
+    owner = owners(masks, vit.config.image_size // vit.config.patch_size)   # (M, 5, N)
+    keep = owner > 0
+    y = {a: torch.from_numpy(l[keep]) for a, l in labels(owner, records).items()}
+    return object_features(vit, images, keep, depth), y, torch.from_numpy(np.nonzero(keep)[1])
+
+
+def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
+    """train, test: (images, masks, records) of the shapes data. Fits a probe per level, view and
+    attribute. Returns ({level: {'view/attribute': {'acc', 'var_share'}}}, {'view/attribute': chance})."""
+    (f, y, v), (ft, yt, vt) = tokens(vit, *train, depth), tokens(vit, *test, depth)
+    results, chance = {level: {} for level in f}, {}
+    for view, attributes in PROBES.items():
+        m, mt = (v == 0, vt == 0) if view == "low" else (v > 0, vt > 0)
+        for a in attributes:
+            key = f"{view}/{a}"
+            chance[key] = (yt[a][mt] == y[a][m].bincount().argmax()).float().mean().item()
+            for level in f:
+                results[level][key] = {
+                    "acc": fit_probe(f[level][m], y[a][m], ft[level][mt], yt[a][mt], len(CLASSES[a]), steps, l2),
+                    "var_share": var_share(f[level][m], y[a][m])}
+    return results, chance
+
+
+def load_vit(path):
+    """The ViT of a train.py checkpoint (vit.pt or ckpt.pt), its main level and the training config."""
+    ck = load_checkpoint(path)
+    try:
+        vit = ViT(ViTConfig(**ck["model_config"]["vit"]))
+        vit.load_state_dict({k[4:]: w for k, w in ck["model"].items() if k.startswith("vit.")})
+        main = ck["model_config"]["main_level"] % vit.config.n_layer
+    except (KeyError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+        raise ValueError(f"{path} does not hold a SparseCut ViT ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120]}): give a train.py vit.pt or ckpt.pt") from None
+    return vit, main, ck.get("config", {})
+
+
+def main(argv):
+    configure_or_exit(config, argv, "probe.py")
+    c = config
+    t0 = time.time()
+    if c["split"] not in ("val", "test"):
+        sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val' or 'test'")
+    try:
+        vit, main_level, cfg = load_vit(c["ckpt"])
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"probe.py: {e}")
+    S = vit.config.image_size
+    try:
+        data = [load_split(c["data_dir"], s) for s in ("train", c["split"])]
+        source = c["data_dir"]
+    except FileNotFoundError:  # no data on disk: a small sample of the scenes this ViT was trained on
+        kw = {k: cfg[k] for k in ("min_objects", "max_objects") if k in cfg}
+        data = [make_split(s, n, cfg.get("data_seed", 0), image_size=2 * S, **kw)
+                for s, n in (("train", c["n_train"]), (c["split"], c["n_test"]))]
+        source = "generated in memory"
+    if data[0][0].shape[1] != 2 * S:
+        sys.exit(f"probe.py: {c['data_dir']} holds {data[0][0].shape[1]}px images but this ViT reads "
+                 f"{2 * S}px ones: give --data_dir of data made with image_size={2 * S}")
+    train, test = [tuple(a[:n] for a in d) for d, n in zip(data, (c["n_train"], c["n_test"]))]
+    depth = main_level + 1  # the blocks above the main level are never read, and stage 0 never trains them
+    results, chance = probe_levels(vit, train, test, depth, c["steps"], c["l2"])
+
+    print(f"{c['ckpt']}: ViT {vit.config.n_layer} blocks, width {vit.config.n_embd}, main level {main_level}; "
+          f"{len(train[0])} train / {len(test[0])} {c['split']} scenes ({source})")
+    keys = list(chance)
+    row = lambda name, vals: print(f"{name:<10}" + "".join(f"{v:>{len(k) + 2}.3f}" for k, v in zip(keys, vals)))
+    tag = lambda level: level + (" main" if level == str(main_level) else "")
+    for title, field in (("held-out accuracy of a linear probe on object tokens", "acc"),
+                         ("var_share: share of the object tokens' variance the attribute explains", "var_share")):
+        print(f"\n{title}\n{'level':<10}" + "".join(f"{k:>{len(k) + 2}}" for k in keys))
+        if field == "acc":
+            row("chance", chance.values())
+        for level, r in results.items():
+            row(tag(level), [r[k][field] for k in keys])
+    if c["json"]:
+        with open(c["json"], "w") as f:
+            f.write(dumps({"levels": results}, indent=1) + "\n")
+        print(f"\nwrote {c['json']}")
+    print(f"\n{time.time() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

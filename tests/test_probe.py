@@ -1,0 +1,107 @@
+"""probe.py: object tokens and their labels, var_share, a level that is the input patches, the script."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from checkpoint import save_checkpoint
+from data.shapes.prepare import make_split
+from llm import GPTConfig
+import probe as probe_py
+from probe import PROBES, labels, owners, probe_levels, var_share
+from sparsecut import SparseCut, SparseCutConfig
+from tests.test_train import ROOT
+from vit import ViT, ViTConfig
+
+KEYS = {f"{view}/{a}" for view, attributes in PROBES.items() for a in attributes}
+
+
+def probe(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "probe.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_an_object_token_is_at_least_half_one_object():
+    masks = np.zeros((1, 16, 16), dtype=np.uint8)  # 2 tokens a side: 8 px in the low view, 4 px in a crop
+    masks[0, :8, :8] = 1       # object 0 fills low token 0 and the whole top-left crop
+    masks[0, :8, 8:12] = 2     # object 1: exactly half of low token 1, all of two top-right crop tokens
+    masks[0, 8:10, 8:16] = 2   # a quarter of low token 3 (not enough), half of two bottom-right crop tokens
+    owner = owners(masks, n_side=2)
+    assert owner[0, 0].tolist() == [1, 2, 0, 0]
+    assert owner[0, 1].tolist() == [1, 1, 1, 1] and owner[0, 2].tolist() == [2, 0, 2, 0]
+    assert owner[0, 3].sum() == 0 and owner[0, 4].tolist() == [2, 2, 0, 0]
+    records = [{"objects": [{"colour": "red", "shape": "circle", "texture": "solid", "position": "top left"},
+                            {"colour": "blue", "shape": "cross", "texture": "dotted", "position": "top right"}]}]
+    y = labels(owner, records)
+    assert y["colour"][0, 0].tolist() == [0, 2, -1, -1] and y["shape"][0, 2].tolist() == [3, -1, 3, -1]
+    assert y["position"][0, 0].tolist() == [0, 2, -1, -1] and y["texture"][0, 2].tolist() == [3, -1, 3, -1]
+
+
+def test_var_share_is_one_for_the_label_zero_for_noise():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(4, (4000,), generator=g)
+    onehot, noise = F.one_hot(y).float(), torch.randn(4000, 4, generator=g)
+    assert var_share(onehot, y) == pytest.approx(1.0)
+    assert var_share(noise, y) < 0.01
+    # one-hot of 4 balanced classes: variance 4 * 1/4 * 3/4 = 0.75 next to the noise's 4
+    assert var_share(torch.cat([onehot, noise], 1), y) == pytest.approx(0.75 / 4.75, abs=0.02)
+
+
+def test_a_level_that_is_the_patch_pixels_knows_the_colour():
+    vit = ViT(ViTConfig(image_size=24, patch_size=4, n_layer=1, n_head=4, n_embd=48))
+    with torch.no_grad():  # 'embed' = the centred pixels of each patch, nothing else
+        vit.patch_embed.weight.copy_(torch.eye(48))
+        vit.patch_embed.bias.zero_()
+        vit.pos_embed.zero_()
+    train = make_split("train", 100, max_objects=2, image_size=48)
+    test = make_split("val", 40, max_objects=2, image_size=48)
+    results, chance = probe_levels(vit, train, test, depth=1, steps=20)
+    assert set(results) == {"embed", "0"} and set(chance) == KEYS
+    assert results["embed"]["low/colour"]["acc"] == 1.0
+    assert results["embed"]["low/colour"]["var_share"] > 0.3 and chance["low/colour"] < 0.5
+    for r in results.values():
+        assert all(0.0 <= v["var_share"] <= 1.0 and 0.0 <= v["acc"] <= 1.0 for v in r.values())
+
+
+def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
+    cfg = SparseCutConfig(vit=ViTConfig(image_size=24, patch_size=4, n_layer=3, n_head=2, n_embd=16),
+                          llm=GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16), fusion="mlp", shortcut="none")
+    torch.manual_seed(0)
+    save_checkpoint(str(tmp_path / "vit.pt"), {"model": SparseCut(cfg).state_dict(), "model_config": asdict(cfg),
+                                               "config": {"min_objects": 1, "max_objects": 2}})
+    r = probe(f"--ckpt={tmp_path / 'vit.pt'}", f"--data_dir={tmp_path / 'no_data'}", "--n_train=20", "--n_test=10",
+              "--steps=10", f"--json={tmp_path / 'probe.json'}")
+    assert r.returncode == 0, r.stderr
+    assert "generated in memory" in r.stdout and "chance" in r.stdout and "1 main" in r.stdout
+    levels = json.loads((tmp_path / "probe.json").read_text())["levels"]
+    assert set(levels) == {"embed", "0", "1"}  # up to the main level: -2 of 3 blocks
+    for r in levels.values():
+        assert set(r) == KEYS
+        assert all(set(v) == {"acc", "var_share"} and all(type(x) is float for x in v.values()) for v in r.values())
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path):
+    r = probe(f"--ckpt={tmp_path / 'no' / 'vit.pt'}")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("probe.py: ") and "not found" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ckpt=README.md"], "not a readable checkpoint"),
+    (["--ckpt={tmp}/other.pt"], "does not hold a SparseCut ViT"),
+    (["--split=train"], "not held out"),
+    (["--n_trian=5"], "unknown config key 'n_trian'"),
+])
+def test_bad_inputs_exit_with_the_reason(args, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_py, "config", dict(probe_py.config))  # main() edits its config in place
+    monkeypatch.chdir(ROOT)
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(SystemExit) as e:
+        probe_py.main([a.format(tmp=tmp_path) for a in args])
+    assert str(e.value.code).startswith("probe.py: ") and message in str(e.value.code)
