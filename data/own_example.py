@@ -5,7 +5,7 @@ JPEG and PNG, various sizes and modes), with three question kinds. We cannot dow
 photos here, so this stands in for them; train.py reads it exactly as it would read yours.
 
 $ python data/own_example.py --out_dir=out/own --n=1500
-$ python train.py --data=out/own/train.json --image_root=out/own/images --vit_iters=0 --freeze_vit=False
+$ python train.py --data=out/own/train.json --image_root=out/own/images
 
 Prints the majority-answer baseline per question kind of the held-out share train.py evaluates on.
 """
