@@ -5,10 +5,13 @@ The caller's defaults are plain variables; a config file (Python, from the repo)
 then `--key=value` overrides them. Values on the command line are parsed as Python
 literals (ast.literal_eval: numbers, strings, lists, None...), never executed. A key the
 script does not define, or a value of the wrong type, is an error that lists the valid keys.
+`-h` / `--help` prints the script's docstring and its keys (see usage()).
 """
 import ast
+import io
 import os
 import sys
+import tokenize
 
 
 def _check(config, key, value, where):
@@ -53,8 +56,74 @@ def configure(config, argv):
     return config
 
 
-def configure_or_exit(config, argv, script):
-    """configure(), but a bad argument ends the program with one line: '<script>: <what was wrong>'."""
+def usage(config, source, config_files=()):
+    """The --help text, generated from the script's own source text so that it cannot drift: the
+    module docstring, then every key of config with its default and the comment written next to
+    it (`key = default  # comment`, or `"key": default,  # comment` in a dict), under the comment
+    lines that head its group. config_files: what each of them sets is shown next to the key."""
+    text = open(source).read()
+    tree = ast.parse(text)
+    comments, alone = {}, {}  # line -> comment; lines that hold nothing but a comment
+    for t in tokenize.generate_tokens(io.StringIO(text).readline):
+        if t.type == tokenize.COMMENT:
+            comment = t.string.lstrip("#").strip()
+            (alone if not t.line[:t.start[1]].strip() else comments)[t.start[0]] = comment
+    where = {}  # key -> the line that defines it; module level and `if` blocks, not functions
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.If):
+            todo += node.body + node.orelse
+            continue
+        if isinstance(node, ast.Assign):
+            names = [e for t in node.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            for n in names:
+                if isinstance(n, ast.Name):
+                    where.setdefault(n.id, node.end_lineno)
+        for d in ast.walk(node) if isinstance(node, (ast.Assign, ast.Expr)) else ():
+            if isinstance(d, ast.Dict):
+                for k, v in zip(d.keys, d.values):
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                        where.setdefault(k.value, v.end_lineno)
+    set_by, now = {}, dict(config)
+    for f in config_files:  # in order: a later file wins, as in configure()
+        after = configure(dict(now), [f])
+        set_by.update({k: (os.path.relpath(f), v) for k, v in after.items() if v != now[k]})
+        now = after
+    lines = [(ast.get_docstring(tree) or "").strip(), ""]
+    if set_by:
+        files = ", ".join(sorted({f for f, _ in set_by.values()}))
+        lines += [f"Keys and defaults; [{files} sets ...] marks a default that file overrides.", ""]
+    else:
+        lines += ["Keys and defaults:", ""]
+    last = min([where[k] for k in config if k in where], default=1) - 1
+    while last in alone:  # the comment block just above the first key heads the list
+        last -= 1
+    for key in config:
+        line = where.get(key)
+        if line is not None:
+            for h in range(last + 1, line):
+                if h in alone and alone[h].strip("-= "):
+                    lines.append(f"  # {alone[h]}")
+            last = max(last, line)
+        entry = f"{f'  --{key}={config[key]!r}':<40} {comments.get(line, '')}".rstrip()
+        if key in set_by:
+            entry += f"  [{set_by[key][0]} sets {set_by[key][1]!r}]"
+        lines.append(entry)
+    return "\n".join(lines)
+
+
+def configure_or_exit(config, argv, script, source=None):
+    """configure(), but a bad argument ends the program with one line: '<script>: <what was wrong>',
+    and -h/--help prints usage() and exits 0. source: the script's file (default: the caller's)."""
+    if "-h" in argv or "--help" in argv:
+        source = source or sys._getframe(1).f_code.co_filename
+        files = [a for a in argv if not a.startswith("-")]
+        try:
+            print(usage(config, source, files))
+        except ValueError as e:
+            sys.exit(f"{script}: {e}")
+        sys.exit(0)
     try:
         return configure(config, argv)
     except ValueError as e:

@@ -105,7 +105,7 @@ def format_table(results):
 def measure_peak_flops(device, m, n, seconds=0.2):
     """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
     On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
-    three timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
+    four timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
     cuda = str(device).startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
     a = torch.randn(m, n, device=device, dtype=dtype)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, load_model
 from configurator import configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
@@ -46,7 +46,8 @@ n_test = 400              # held-out scenes they are scored on
 steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
 l2 = 1e-3                 # weight penalty of the probes
 json = ""                 # also write the results to this file
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+llm = False               # also probe the LLM's residual stream at the image positions (a ckpt.pt only)
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
 
 CLASSES = {"colour": list(COLOURS), "shape": SHAPES, "texture": TEXTURES, "position": POSITIONS}
 PROBES = {"low": ["colour", "shape", "texture", "position"], "crops": ["colour", "shape", "texture"]}
@@ -157,6 +158,45 @@ def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
     return results, chance
 
 
+@torch.no_grad()
+def llm_features(model, images, keep, batch=100):
+    """The LLM's residual stream at the image positions of the low view's object tokens, keep
+    (M, N) bool: {'in L': (T, Cl)} as layer L reads it (after the shortcut added before it), and
+    'out' after the last layer. Image positions come first and attend only to each other, so the
+    text does not matter: one token stands in for it."""
+    model.eval()
+    blocks, N = model.llm.transformer.h, model.config.vit.n_patches
+    grabbed = []
+    hooks = [b.register_forward_pre_hook(lambda m, a: grabbed.append(a[0][:, :N])) for b in blocks]
+    hooks.append(blocks[-1].register_forward_hook(lambda m, a, out: grabbed.append(out[:, :N])))
+    names = [f"in {i}" for i in range(len(blocks))] + ["out"]
+    feats = {}
+    for i in range(0, len(images), batch):
+        x = to_float(images[i:i + batch])
+        model(x, torch.zeros(len(x), 1, dtype=torch.long))
+        k = torch.from_numpy(keep[i:i + batch]).flatten()                       # (B*N,)
+        for name, h in zip(names, grabbed):
+            feats.setdefault(name, []).append(h.reshape(-1, h.size(-1))[k])     # (t, Cl)
+        grabbed.clear()
+    for h in hooks:
+        h.remove()
+    return {name: torch.cat(f) for name, f in feats.items()}
+
+
+def probe_llm(model, train, test, steps=50, l2=1e-3):
+    """Like probe_levels, for the LLM's stream at the image positions (low-view object tokens):
+    colour and texture (each position's fused token holds its 2x2 crop tokens too)."""
+    out = {}
+    for images, masks, records in (train, test):
+        owner = owners(masks, model.config.vit.image_size // model.config.vit.patch_size)[:, 0]  # (M, N)
+        y = {a: torch.from_numpy(l[:, 0][owner > 0]) for a, l in labels(owner[:, None], records).items()}
+        out.setdefault("data", []).append((llm_features(model, images, owner > 0), y))
+    (f, y), (ft, yt) = out["data"]
+    return {name: {f"image/{a}": {"acc": fit_probe(f[name], y[a], ft[name], yt[a], len(CLASSES[a]), steps, l2),
+                                  "var_share": var_share(f[name], y[a])} for a in ("colour", "texture")}
+            for name in f}
+
+
 def load_vit(path):
     """The ViT of a train.py checkpoint (vit.pt or ckpt.pt), its main level and the training config."""
     ck = load_checkpoint(path)
@@ -208,9 +248,20 @@ def main(argv):
             row("chance", chance.values())
         for level, r in results.items():
             row(tag(level), [r[k][field] for k in keys])
+    out = {"levels": results}
+    if c["llm"]:
+        try:
+            model = load_model(c["ckpt"])[0]
+        except ValueError as e:
+            sys.exit(f"probe.py: llm=True needs a full model (a train.py ckpt.pt): {e}")
+        out["llm"] = probe_llm(model, train, test, c["steps"], c["l2"])
+        print("\nthe LLM's stream at the image positions, as each layer reads it (after its shortcut): "
+              "probe accuracy / var_share\n" + f"{'':<8}" + "".join(f"{k:>22}" for k in ("image/colour", "image/texture")))
+        for name, r in out["llm"].items():
+            print(f"{name:<8}" + "".join(f"{r[k]['acc']:>14.3f} / {r[k]['var_share']:.3f}" for k in r))
     if c["json"]:
         with open(c["json"], "w") as f:
-            f.write(dumps({"levels": results}, indent=1) + "\n")
+            f.write(dumps(out, indent=1) + "\n")
         print(f"\nwrote {c['json']}")
     print(f"\n{time.time() - t0:.1f}s")
 

@@ -51,13 +51,17 @@ def save_png(path, img, q, answers):
     full_im = Image.fromarray(img).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     low_im = Image.fromarray(low).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     lines = [f"Q: {q}"] + [f"A: {a}" for a in answers]
-    W, H = full_im.width * 2 + 30, full_im.height + 20 + 14 * len(lines) + 10
+    top = 26  # room for the panel labels
+    W, H = full_im.width * 2 + 30, top + full_im.height + 20 + 14 * len(lines) + 10
     sheet = Image.new("RGB", (W, H), "white")
-    sheet.paste(full_im, (10, 10))
-    sheet.paste(low_im, (full_im.width + 20, 10))
+    sheet.paste(full_im, (10, top))
+    sheet.paste(low_im, (full_im.width + 20, top))
     draw = ImageDraw.Draw(sheet)
+    S = img.shape[0]
+    draw.text((10, 8), f"full resolution {S}x{S} (cut into the 4 crops)", fill="black")
+    draw.text((full_im.width + 20, 8), f"low view {S // 2}x{S // 2}", fill="black")
     for i, line in enumerate(lines):
-        draw.text((10, full_im.height + 18 + 14 * i), line, fill="black")
+        draw.text((10, top + full_im.height + 8 + 14 * i), line, fill="black")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     sheet.save(path)
 

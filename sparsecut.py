@@ -26,10 +26,11 @@ ORDERS = ("u", "parallel", "random")
 class SparseCutConfig:
     vit: ViTConfig = field(default_factory=ViTConfig)
     llm: GPTConfig = field(default_factory=GPTConfig)
-    fusion: str = "cross_attention"  # 'mlp' (LLaVA-1.5, low view only) | 'cross_attention' | 'concat'
+    fusion: str = "cross_attention"  # 'mlp' (LLaVA-1.5, low view only, unless deepstack) | 'cross_attention' | 'concat'
     #                                  | 'naive' (all 5 views in the context: 5N tokens, no shortcuts)
     main_level: int = -2             # ViT block whose fused tokens form the LLM prefix (penultimate, as LLaVA)
     shortcut: str = "sparse"         # 'none' | 'sparse' | 'dense_bottom' | 'dense_top' | 'deepstack'
+    #                                  ('deepstack', with 'mlp': crop tokens into layers 0..3, so 5 views)
     density: int = 2                 # number of shortcuts (the paper's 13B model: 8)
     order: str = "u"                 # 'u' (paper's figure) | 'parallel' (authors' code) | 'random'
     pairs: list = None               # explicit [(vit_block, llm_layer), ...], overrides the pattern
@@ -199,11 +200,13 @@ class SparseCut(nn.Module):
                 what = f"crop group {k} -mlp-" if c.shortcut == "deepstack" and c.pairs is None else "-------fusion"
                 lines.append(f"  block {b} {what}---> + before layer {l}: h[:, :{N}] += fused")
             if b != self.main_level and b not in feeds:
-                lines.append(f"  block {b}")
+                lines.append(f"  block {b}" + ("   (above every tapped level: never run)"
+                                              if b > max(self.levels) else ""))
         if len(self.shortcuts) > 1:
             deep_low = sorted(self.shortcuts, key=lambda p: p[1])[0][0] == max(b for b, _ in self.shortcuts)
             lines.append("  U-shaped: deeper ViT levels feed lower LLM layers" if deep_low else
                          "  deeper ViT levels feed higher LLM layers")
+        lines.append("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in self.num_params().items()))
         return "\n".join(lines)
 
     def estimate_flops(self, text_len):
@@ -212,7 +215,7 @@ class SparseCut(nn.Module):
         A matmul (m x k) @ (k x n) costs 2mkn. Per transformer block of width C on L tokens:
         12 C^2 weights (qkv 3, proj 1, MLP 8) -> 24 L C^2, attention scores and mix -> 4 L^2 C.
         LayerNorms, GELUs and softmaxes are left out (under 1% at these sizes).
-        ViT: V views (5, or 1 for 'mlp') x (patch embed 2 N (3p^2) C + blocks up to the deepest tap).
+        ViT: V views (5; 1 for 'mlp' without 'deepstack') x (patch embed 2 N (3p^2) C + blocks up to the deepest tap).
         Fusion, per fused level: 'mlp' 2N(Cv Cl + Cl^2); 'concat' the same with 5 Cv;
         'cross_attention' adds q/k/v/out projections (2N Cv^2 + 2(4N)(2Cv^2) + 2N Cv^2),
         attention over 4N keys (4 N 4N Cv) and the FFN (16 N Cv^2) before its MLP.

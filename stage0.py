@@ -19,6 +19,11 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
   answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
   but linearly readable. (Reversing the heads' gradient instead makes them confidently wrong:
   the detail stays, flipped.)
+
+Your own data has no scene graph. PixelStage0 is then a label-free stage 0 on your images: every
+low-view token predicts the full-resolution pixels of its area (the detail the low view averaged
+away), with a share of the tokens blanked so that they must be guessed from their neighbours
+(masked prediction, in the spirit of MAE).
 """
 import numpy as np
 import torch
@@ -26,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fusion import make_views
+from vit import patchify
 
 N_CLASSES = {"shape": 5, "cell": 10, "centre": 2, "colour": 7, "texture": 5}  # class 0: background
 DETAIL = ("colour", "texture")   # the heads `detail_level` moves
@@ -95,9 +101,10 @@ class Stage0(nn.Module):
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained
 
-    def forward(self, x, targets=None, partner=None):
+    def forward(self, x, targets=None, partner=None, ramp=1.0):
         """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the same views recoloured and
-        low-passed (only with invariance). Returns ({name: (B, N, classes)}, loss or None)."""
+        low-passed (only with invariance); ramp scales the invariance and adversary terms.
+        Returns ({name: (B, N, classes)}, loss or None)."""
         levels = self.vit(x, depth=self.main_level + 1)                     # each (B, N, Cv)
         logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
         if targets is None:
@@ -111,9 +118,44 @@ class Stage0(nn.Module):
         for k, head in self.adversaries.items():  # the ViT's side: the heads' answer as uniform as can be
             on = targets[k] > 0                                             # object tokens
             logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
-            loss = loss - self.adversary * logp.mean()
+            loss = loss - ramp * self.adversary * logp.mean()
         if self.invariance and partner is not None:
             h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
-            # divided by the token variance, so the term cannot be met by shrinking the features
-            loss = loss + self.invariance * (main - h2).pow(2).mean() / main.detach().var(dim=(0, 1)).mean()
+            # per channel, divided by its variance: a quiet channel counts as much as a loud one (a
+            # linear probe standardises its inputs), and shrinking the features does not help
+            loss = loss + ramp * self.invariance * ((main - h2).pow(2) / main.detach().var(dim=(0, 1))).mean()
         return logits, loss
+
+
+def pixel_targets(images, patch_size):
+    """images (B, 3, 2S, 2S) -> (B, N, 3*2p*2p): the full-resolution pixels under each low-view
+    token (patch p of the S-pixel low view covers 2p x 2p pixels of the image)."""
+    return patchify(images, 2 * patch_size)
+
+
+class PixelStage0(nn.Module):
+    """The ViT up to the main level on the low view, one linear head: pixels of each token's area."""
+
+    def __init__(self, vit, main_level, mask_ratio=0.25):
+        super().__init__()
+        self.vit, self.mask_ratio = vit, mask_ratio
+        self.p = vit.config.patch_size
+        self.heads = nn.ModuleDict({"pixels": nn.Linear(vit.config.n_embd, 3 * (2 * self.p) ** 2)})
+        self.adversaries = nn.ModuleDict()  # no labels, nothing to hide
+        self.main_level = main_level % vit.config.n_layer
+        for block in vit.blocks[self.main_level + 1:]:
+            block.requires_grad_(False)  # above the main level: never read, never trained
+
+    def forward(self, images, generator=None):
+        """images (B, 3, 2S, 2S) in [0, 1]; generator: draws the blanked tokens (None: none).
+        Returns (predicted pixels (B, N, 3*2p*2p), loss): the squared error over the target's
+        variance, so 1.0 is what one constant grey scores and 1 - loss is an R^2."""
+        low, _ = make_views(images)                                         # (B, 3, S, S)
+        if generator is not None and self.mask_ratio > 0:
+            B, n = len(low), low.shape[-1] // self.p
+            keep = torch.rand(B, 1, n, n, generator=generator) >= self.mask_ratio
+            keep = keep.repeat_interleave(self.p, 2).repeat_interleave(self.p, 3)  # (B, 1, S, S)
+            low = torch.where(keep.to(low.device), low, 0.5)               # mid grey: 0 once centred
+        pred = self.heads["pixels"](self.vit(low, depth=self.main_level + 1)[-1])  # (B, N, 3*2p*2p)
+        y = pixel_targets(images, self.p)
+        return pred, (pred.float() - y).pow(2).mean() / y.var(correction=0).clamp(min=1e-6)

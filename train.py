@@ -3,8 +3,9 @@ Train a SparseCut model. One process:         python train.py [config/x.py] [--k
                           DDP (CPU or GPUs):  torchrun --nproc_per_node=2 train.py ...
 
 The staged recipe (see README): stage 0 pretrains the ViT alone on dense per-token targets
-from the scene graph; the ViT is then frozen and its levels cached once; the fusion and the
-LLM train on VQA (+ captions). `freeze_vit=False` trains everything end to end instead.
+from the scene graph (your own data has none: its own pixels instead); the ViT is then frozen
+and its levels cached once; the fusion and the LLM train on VQA (+ captions).
+`freeze_vit=False` trains everything end to end instead.
 """
 import json
 import math
@@ -25,11 +26,13 @@ from fusion import make_views as views_of
 from evaluate import evaluate, format_table, generalisation, measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
-from stage0 import Stage0, check_targets, pick_views, recolour_lowpass, view_targets
+from stage0 import PixelStage0, Stage0, check_targets, pick_views, recolour_lowpass, view_targets
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
-# defaults; config/shapes_cpu.py (applied when no config file is given) holds the CPU recipe
+# defaults. With no config file given, config/shapes_cpu.py (the main job) is applied over them:
+# a default it sets (n_embd, max_iters, ...) applies only under another config file.
+# `python train.py --help` marks each default it overrides.
 out_dir = "out"
 init_from = "scratch"   # 'scratch' | 'resume' (out_dir/ckpt.pt, or an unfinished stage 0) | path to a ckpt.pt
 vit_init = ""           # a stage-0 checkpoint (out_dir/vit.pt of another run) to reuse instead of stage 0
@@ -75,7 +78,8 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
-vit_adversary = 0.0     # weight of the gradient-reversed colour/texture heads on the main level (stage0.py)
+vit_adversary = 0.0     # weight of the main level's colour/texture confusion term (stage0.py)
+vit_mask = 0.25         # own data (no scene graph): share of low-view tokens the label-free stage 0 blanks
 freeze_vit = True       # False: no cache, the ViT trains with everything (end to end)
 # stage 1 (alignment: fusion only, captions) and stage 2 (fusion + LLM, VQA + captions)
 align_iters = 0
@@ -93,8 +97,10 @@ min_lr_ratio = 0.1
 # -----------------------------------------------------------------------------
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, list, type(None))}
 argv = sys.argv[1:]
-if not any(not a.startswith("--") for a in argv):
-    argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")] + argv
+if not any(not a.startswith("-") for a in argv):  # no config file: the CPU recipe for shapes, or for your data
+    own = any(a.startswith("--data=") and a[7:].strip("'\"") != "shapes" for a in argv)
+    recipe = "own_cpu.py" if own else "shapes_cpu.py"
+    argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", recipe)] + argv
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
 
@@ -177,7 +183,6 @@ try:
 except ValueError as e:
     bad(e)
 say(model.describe())
-say("parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in model.num_params().items()))
 peak = measure_peak_flops(device, batch_size * block_size, n_embd)
 say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
 
@@ -296,8 +301,10 @@ try:
     check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
-stage0 = Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
-                vit_adversary).to(device)
+label_free = ds.train.masks is None  # your own data: no scene graph, so stage 0 predicts pixels (stage0.py)
+stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
+          Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
+                 vit_adversary)).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
@@ -340,43 +347,62 @@ if vit_init and not resuming_tune:
         sys.exit(f"train.py: vit_init={vit_init} does not fit this ViT config ({str(e).splitlines()[0]})")
     say(f"ViT from {vit_init} (stage 0 skipped)")
 elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume is not None):
-    if ds.train.masks is None:
-        sys.exit("train.py: stage 0 needs the scene graphs of the shapes data; for your own data set "
-                 "vit_init=<a shapes run's out_dir/vit.pt> or vit_iters=0 (end to end, freeze_vit=False)")
-    n_side = model_config.vit.image_size // patch_size
-    train_records = [ds.train.records[i] for i in train_ix]
-    targets0 = view_targets(ds.train.masks[train_ix], train_records, n_side, vit_targets, vit_crop_targets)
-    val0 = view_targets(ds.val.masks[:200], ds.val.records[:200], n_side, vit_targets, vit_crop_targets)
-    val_low, val_crops = views_of(to_float(ds.val.images[:200]))
-    val_views0 = torch.cat([val_low, val_crops.flatten(0, 1)])                       # (200*5, 3, S, S)
+    if label_free:
+        say("stage 0: no scene graphs in this data, so the ViT pretrains label-free on its images (each low-view "
+            "token predicts the full-resolution pixels it covers; stage0.py), then is frozen and cached: text "
+            "steps ~5x cheaper than end to end (README: Your own data); vit_init=<a vit.pt> or vit_iters=0 "
+            "to choose otherwise")
+        val_images0 = to_float(ds.val.images[:200])
 
-    def stage0_loss(net, sampler, it):
-        ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
-        view = torch.where(torch.rand(vit_batch_size, generator=sampler) < vit_crops,
-                           torch.randint(1, 5, (vit_batch_size,), generator=sampler), 0)  # 0 low, 1..4 crops
-        images = ds.train.images[train_ix[ix.numpy()]]
-        x = pick_views(to_float(images), view)                                          # (B, 3, S, S)
-        partner = None
-        if vit_invariance:
-            rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
-            partner = pick_views(to_float(recolour_lowpass(images, ds.train.masks[train_ix[ix.numpy()]],
-                                                           [train_records[i] for i in ix.tolist()], rng)), view)
-            partner = partner.to(device)
-        y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
-        return net(x.to(device), y, partner)[1]
+        def stage0_loss(net, sampler, it):
+            ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
+            return net(to_float(ds.train.images[train_ix[ix.numpy()]]).to(device), sampler)[1]
 
-    @torch.no_grad()
-    def stage0_eval():
-        """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
-        stage0.eval()
-        out = stage0(val_views0.to(device))[0]
-        stage0.train()
-        acc = {}
-        for k in out:
-            y = torch.cat([val0[k][:, 0], val0[k][:, 1:].flatten(0, 1)])                      # (200*5, N)
-            acc[k] = (out[k].argmax(-1).cpu() == y)[y >= 0].float().mean().item()
-        say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
-        return sum(acc.values()) / len(acc)
+        @torch.no_grad()
+        def stage0_eval():
+            """R^2 of the full-resolution pixels predicted from the low views of 200 val images."""
+            stage0.eval()
+            r2 = 1 - stage0(val_images0.to(device))[1].item()
+            stage0.train()
+            say(f"val pixel R^2 {r2:.3f}")
+            return r2
+    else:
+        n_side = model_config.vit.image_size // patch_size
+        train_records = [ds.train.records[i] for i in train_ix]
+        targets0 = view_targets(ds.train.masks[train_ix], train_records, n_side, vit_targets, vit_crop_targets)
+        val0 = view_targets(ds.val.masks[:200], ds.val.records[:200], n_side, vit_targets, vit_crop_targets)
+        val_low, val_crops = views_of(to_float(ds.val.images[:200]))
+        val_views0 = torch.cat([val_low, val_crops.flatten(0, 1)])                       # (200*5, 3, S, S)
+
+        def stage0_loss(net, sampler, it):
+            ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
+            view = torch.where(torch.rand(vit_batch_size, generator=sampler) < vit_crops,
+                               torch.randint(1, 5, (vit_batch_size,), generator=sampler), 0)  # 0 low, 1..4 crops
+            images = ds.train.images[train_ix[ix.numpy()]]
+            x = pick_views(to_float(images), view)                                          # (B, 3, S, S)
+            partner = None
+            if vit_invariance:
+                rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
+                partner = pick_views(to_float(recolour_lowpass(images, ds.train.masks[train_ix[ix.numpy()]],
+                                                               [train_records[i] for i in ix.tolist()], rng)), view)
+                partner = partner.to(device)
+            y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
+            # the heads first learn what is where; then the main level is asked, ever more, to drop the
+            # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
+            return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * vit_iters)))[1]
+
+        @torch.no_grad()
+        def stage0_eval():
+            """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
+            stage0.eval()
+            out = stage0(val_views0.to(device))[0]
+            stage0.train()
+            acc = {}
+            for k in out:
+                y = torch.cat([val0[k][:, 0], val0[k][:, 1:].flatten(0, 1)])                      # (200*5, N)
+                acc[k] = (out[k].argmax(-1).cpu() == y)[y >= 0].float().mean().item()
+            say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
+            return sum(acc.values()) / len(acc)
 
     run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
                                            "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,

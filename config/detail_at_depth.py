@@ -1,7 +1,8 @@
 # A setting where the paper's premise holds by construction: the main level (block 4) knows
 # what and where, and has lost colour and texture; a shallow level (block 1) carries them loudly.
 # Stage 0 (stage0.py): the colour/texture heads read block 1; the main level must give the same
-# tokens for a view and for that view recoloured at random and 2x2 low-passed (invariance).
+# tokens for a view and for that view recoloured at random and 2x2 low-passed (invariance,
+# weight 30, ramped up over the first half of stage 0; see README "Results" for what it does).
 # Everything else is the main job's recipe. What the shortcuts are worth here: README "Results".
 import os
 exec(open(os.path.join(os.path.dirname(__file__), "shapes_cpu.py")).read())
@@ -9,4 +10,4 @@ out_dir = "out/detail"
 vit_targets = ["shape", "cell", "centre", "colour"]  # low views: what, where, and colour (read at block 1)
 vit_crop_targets = ["shape", "colour", "texture"]    # crops: what, and the detail (read at block 1)
 vit_detail_level = 1
-vit_invariance = 1.0
+vit_invariance = 30.0

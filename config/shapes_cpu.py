@@ -8,7 +8,9 @@ min_objects, max_objects = 1, 2
 question_types = ["colour", "shape", "count", "position", "texture"]
 caption_frac = 0.2
 curriculum_frac = 0.25
-# model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources)
+# model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources). Block 5, above
+# the main level, is never run nor trained (50k of the ViT's 307k parameters): kept so that the main
+# level is the penultimate block, as in LLaVA (main_level=-2).
 vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
 n_layer, n_head, n_embd = 4, 4, 64
 fusion = "concat"

@@ -5,7 +5,7 @@ JPEG and PNG, various sizes and modes), with three question kinds. We cannot dow
 photos here, so this stands in for them; train.py reads it exactly as it would read yours.
 
 $ python data/own_example.py --out_dir=out/own --n=1500
-$ python train.py --data=out/own/train.json --image_root=out/own/images --vit_iters=0 --freeze_vit=False
+$ python train.py --data=out/own/train.json --image_root=out/own/images
 
 Prints the majority-answer baseline per question kind of the held-out share train.py evaluates on.
 """
@@ -74,11 +74,15 @@ def make(out_dir, n=1500, seed=0):
 
 
 if __name__ == "__main__":
-    args = dict(a.removeprefix("--").split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-    if len(args) != len(sys.argv) - 1 or set(args) - {"out_dir", "n", "seed"}:
-        sys.exit("usage: python data/own_example.py [--out_dir=out/own] [--n=1500] [--seed=0]")
-    out_dir = args.get("out_dir", "out/own")
-    records = make(out_dir, int(args.get("n", 1500)), int(args.get("seed", 0)))
+    from configurator import configure_or_exit
+    config = {
+        "out_dir": "out/own",  # writes out_dir/images/ and out_dir/train.json
+        "n": 1500,             # pictures, three questions each
+        "seed": 0,
+    }
+    configure_or_exit(config, sys.argv[1:], "own_example.py")
+    out_dir = config["out_dir"]
+    records = make(out_dir, config["n"], config["seed"])
     counts = collections.defaultdict(collections.Counter)
     for r in records:
         for q, a in zip(r["conversations"][::2], r["conversations"][1::2]):

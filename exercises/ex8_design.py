@@ -15,7 +15,7 @@ into layer 1, block 1 into layer 3. Any list of (vit_block, llm_layer) pairs is 
 4. Score it against sparse/'u' with the same budget and seeds (about 10 CPU minutes per run;
    the numbers of sparse/'u' are reused if you ran the experiments before):
        python experiments.py --only=sparsecut,custom --seeds=[0,1] --pairs="<your pattern>"
-   Differences under about .03 are noise at one seed: use two or three.
+   Differences under about .05 are noise at one seed (the README's two-seed table): use two or three.
 Going further: does the best pattern depend on the question types you train on
 (`--train_args="--question_types=['texture','colour']"`)?
 """

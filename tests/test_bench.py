@@ -32,3 +32,20 @@ def test_bench_runs_and_reports_what_each_design_costs(tmp_path):
 def test_bench_rejects_an_unknown_key():
     r = subprocess.run([sys.executable, "bench.py", "--bogus=1"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "unknown config key 'bogus'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_quick_has_the_kv_cache_column(tmp_path):
+    path = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "bench.py", "--quick", "--image_size=16", "--vit_n_embd=16",
+                        "--vit_n_head=2", "--n_embd=16", "--n_head=2", "--batch_size=2", "--text_len=5",
+                        "--decode_tokens=2", "--gen_tokens=6", f"--json={str(path)!r}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(path.read_text())
+    assert out["config"]["repeats"] == 2 and out["config"]["gen_tokens"] == 6  # quick's, but a given key wins
+    rows = {row["variant"]: row for row in out["rows"]}
+    assert set(rows) == {"baseline", "sparsecut-concat", "naive"}
+    for row in rows.values():
+        assert row["generate_cache_s"] > 0 and row["generate_recompute_s"] > 0
+        assert row["kv_speedup"] == row["generate_recompute_s"] / row["generate_cache_s"]
+    assert " kv" in r.stdout.splitlines()[1] and "with the KV cache" in r.stdout

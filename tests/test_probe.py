@@ -76,11 +76,14 @@ def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
     save_checkpoint(str(tmp_path / "vit.pt"), {"model": SparseCut(cfg).state_dict(), "model_config": asdict(cfg),
                                                "config": {"min_objects": 1, "max_objects": 2}})
     r = probe(f"--ckpt={tmp_path / 'vit.pt'}", f"--data_dir={tmp_path / 'no_data'}", "--n_train=20", "--n_test=10",
-              "--steps=10", f"--json={tmp_path / 'probe.json'}")
+              "--steps=10", f"--json={tmp_path / 'probe.json'}", "--llm=True")
     assert r.returncode == 0, r.stderr
     assert "generated in memory" in r.stdout and "chance" in r.stdout and "1 main" in r.stdout
-    levels = json.loads((tmp_path / "probe.json").read_text())["levels"]
+    out = json.loads((tmp_path / "probe.json").read_text())
+    levels = out["levels"]
     assert set(levels) == {"embed", "0", "1"}  # up to the main level: -2 of 3 blocks
+    # --llm: the LLM's stream at the image positions, before its one layer and after it
+    assert set(out["llm"]) == {"in 0", "out"} and set(out["llm"]["out"]) == {"image/colour", "image/texture"}
     for r in levels.values():
         assert set(r) == KEYS
         assert all(set(v) == {"acc", "var_share"} and all(type(x) is float for x in v.values()) for v in r.values())

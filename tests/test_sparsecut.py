@@ -238,6 +238,11 @@ def test_describe():
     for b, layer in model.shortcuts:
         assert any(f"block {b} " in line and f"before layer {layer}" in line for line in lines), (b, layer)
     assert "U-shaped" in text
+    vit_m = sum(p.numel() for p in model.vit.parameters()) / 1e6
+    assert lines[-1].startswith("parameters: vit ") and f"vit {vit_m:.2f}M" in lines[-1]
+    above = [f"block {b} " for b in range(max(model.levels) + 1, model.config.vit.n_layer)]
+    assert all(any(line.startswith("  " + a) and "never run" in line for line in lines) for a in above)
+    assert sum("never run" in line for line in lines) == len(above)
     parallel = tiny_model(shortcut="sparse", density=2, order="parallel").describe()
     assert "U-shaped" not in parallel
     assert "block 3 (main)" in tiny_model(main_level=3).describe()

@@ -3,7 +3,7 @@ Is the fine detail really gone from the low view? Train a linear classifier (sof
 regression) on each object's pixels, once in the full view (64x64) and once in the low view
 (the 2x area downsample, 32x32), and compare test accuracies with chance.
 
-$ python data/shapes/legibility.py
+$ python data/shapes/legibility.py [--n_train=4000 --n_test=1000 --seed=0]
 
 Features: a crop at the object's box, minus the object's mean colour (so the classifier cannot
 lean on colour), zero outside the object. Shape is the control: it must stay legible at low res.
@@ -55,8 +55,15 @@ def linear_probe(x, y, x_test, y_test, steps=300):
 
 
 if __name__ == "__main__":
+    from configurator import configure_or_exit
+    config = {
+        "n_train": 4000,   # scenes to fit the classifiers on
+        "n_test": 1000,    # scenes to score them on
+        "seed": 0,         # data seed
+    }
+    configure_or_exit(config, sys.argv[1:], "legibility.py")
     torch.set_num_threads(1)  # tiny matmuls: more threads only contend
-    train, test = make_split("train", 4000, seed=0), make_split("test", 1000, seed=0)
+    train, test = make_split("train", config["n_train"], seed=config["seed"]), make_split("test", config["n_test"], seed=config["seed"])
     print("| attribute | chance | full view 64x64 | low view 32x32 | test objects |")
     print("|---|---|---|---|---|")
     for attribute, chance in (("texture", 1 / 4), ("text", 1 / 10), ("shape", 1 / 4)):

@@ -183,16 +183,17 @@ def preview(path, n=6, seed=0, min_objects=1, max_objects=4, image_size=64):
 
 
 if __name__ == "__main__":
-    config = {"out_dir": "data/shapes", "n_train": 20000, "n_val": 1000, "n_test": 1000, "seed": 0,
-              "min_objects": 1, "max_objects": 4, "question_types": "", "image_size": 64, "preview": ""}
-    for arg in sys.argv[1:]:  # --key=value, nothing else
-        key, _, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or key not in config or not _:
-            sys.exit(f"bad argument {arg!r}; use --key=value with key in {list(config)}")
-        try:
-            config[key] = type(config[key])(value)
-        except ValueError:
-            sys.exit(f"bad argument {arg!r}: {key} must be {type(config[key]).__name__}")
+    from configurator import configure_or_exit
+    config = {
+        "out_dir": "data/shapes",   # where the .npy/.jsonl files and meta.json go
+        "n_train": 20000, "n_val": 1000, "n_test": 1000,  # scenes per split
+        "seed": 0,
+        "min_objects": 1, "max_objects": 4,  # objects per scene
+        "question_types": "",       # comma-separated, e.g. colour,shape; '' = all nine
+        "image_size": 64,           # full resolution; the low view is half of it
+        "preview": "",              # a PNG path: only draw a few val scenes there, write no data
+    }
+    configure_or_exit(config, sys.argv[1:], "prepare.py")
     types = config.pop("question_types")
     types = types.split(",") if types else None  # None: all types
     if config["preview"]:
