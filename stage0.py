@@ -17,8 +17,8 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `adversary`: weight of a confusion term (Tzeng et al., 2015): detail heads on the main level
   learn to read colour/texture there (on detached tokens), and the ViT learns to make their
   answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
-  but linearly readable. (Reversing the heads' gradient instead makes them confidently wrong:
-  the detail stays, flipped.)
+  but linearly readable. (A gradient reversal through the heads instead blew up in our one try:
+  their loss rose into the hundreds.)
 
 Your own data has no scene graph. PixelStage0 is then a label-free stage 0 on your images: every
 low-view token predicts the full-resolution pixels of its area (the detail the low view averaged
