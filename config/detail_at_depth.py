@@ -1,5 +1,6 @@
 # A setting where the paper's premise holds by construction: the main level (block 4) knows
-# what and where, and has mostly lost colour and texture (quiet: 0.2-0.4% of its variance); a shallow level (block 1) carries them loudly.
+# what and where, and has mostly lost colour and texture (0.2-0.4% of its variance); a shallow
+# level (block 1) carries them loudly.
 # Stage 0 (stage0.py): the colour/texture heads read block 1; the main level must give the same
 # tokens for a view and for that view recoloured at random and 2x2 low-passed (invariance,
 # weight 30, ramped up over the first half of stage 0; see README "Results" for what it does).
