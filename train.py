@@ -128,6 +128,7 @@ if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
     bad(f"init_from={init_from!r} is neither 'scratch', 'resume' nor a checkpoint file")
 try:
     check_device(device)
+    check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
 except ValueError as e:
     bad(e)
 _up = os.path.abspath(out_dir)
@@ -297,10 +298,6 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 
 
 # stage 0: pretrain the ViT alone (stage0.py: the targets, and why) --------------------------------
-try:
-    check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
-except ValueError as e:
-    sys.exit(f"train.py: {e}")
 label_free = ds.train.masks is None  # your own data: no scene graph, so stage 0 predicts pixels (stage0.py)
 stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
           Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
@@ -389,7 +386,7 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
             y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
             # the heads first learn what is where; then the main level is asked, ever more, to drop the
             # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
-            return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * vit_iters)))[1]
+            return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * schedule_len("vit", vit_iters))))[1]
 
         @torch.no_grad()
         def stage0_eval():
