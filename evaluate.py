@@ -1,8 +1,14 @@
 """
 Evaluation shared by train.py, sample.py and the experiments: greedy answers with the KV cache,
 exact-match accuracy per question type, caption F1, and the machine's matmul peak for MFU.
+Run on its own, it scores a trained model again and says where its answers go wrong:
+
+    python evaluate.py                      # out/ckpt.pt on its test split: the table, then the errors
+    python evaluate.py --split=compositional --out_dir=out/lab
 """
 import collections
+import os
+import sys
 import time
 
 import torch
@@ -14,28 +20,31 @@ from data.prompt import caption_prompt, vqa_prompt
 
 @torch.no_grad()
 def evaluate(model, tok, split, question_types, device, limit=None, captions=None, chunk=200,
-             max_answer_tokens=8, max_caption_tokens=64, qa_key="qa"):
+             max_answer_tokens=8, max_caption_tokens=64, qa_key="qa", keep_rows=False):
     """Greedy answers for the questions of the first `limit` scenes (all if None), and captions for
     the first `captions` scenes (all if None, none if 0). qa_key: the records' list of questions
-    to ask ('qa_paraphrase': the test split's held-out wordings). Returns a dict of metrics."""
+    to ask ('qa_paraphrase': the test split's held-out wordings). Returns a dict of metrics, and
+    with keep_rows every question as {"scene", "type", "question", "answer", "pred"} in "rows"."""
     was_training = model.training
     model.eval()
     n = len(split.records) if limit is None else min(limit, len(split.records))
     def want(q, r):  # own data (no scene graph) keeps every question
         return question_types is None or "objects" not in r or q["type"] in question_types
 
-    preds, answers, types, n_obj, f1s = [], [], [], [], []
+    preds, answers, types, n_obj, f1s, rows = [], [], [], [], [], []
     n_cap = n if captions is None else min(captions, n)
     for start in range(0, n, chunk):
         recs = split.records[start:start + chunk]
         feats = model.encode(to_float(split.images[start:start + len(recs)]).to(device))  # once per scene
-        jobs = []  # (scene in chunk, prompt, answer, type)
+        jobs = []  # (scene in chunk, question, answer, type)
         for i, r in enumerate(recs):
-            jobs += [(i, vqa_prompt(q["question"]), q["answer"], q["type"]) for q in r.get(qa_key, []) if want(q, r)]
-        out = generate_grouped(model, tok, feats, [(i, p) for i, p, _, _ in jobs], device, max_answer_tokens)
-        for (i, _, a, t), p in zip(jobs, out):
+            jobs += [(i, q["question"], q["answer"], q["type"]) for q in r.get(qa_key, []) if want(q, r)]
+        out = generate_grouped(model, tok, feats, [(i, vqa_prompt(q)) for i, q, _, _ in jobs], device, max_answer_tokens)
+        for (i, q, a, t), p in zip(jobs, out):
             preds.append(p), answers.append(a), types.append(t)
             n_obj.append(len(recs[i].get("objects", [])))
+            if keep_rows:
+                rows.append({"scene": start + i, "type": t, "question": q, "answer": a, "pred": p})
         caps = [i for i in range(len(recs)) if start + i < n_cap and recs[i].get("caption")]
         out = generate_grouped(model, tok, feats, [(i, caption_prompt()) for i in caps], device, max_caption_tokens)
         f1s += [caption_f1(p, recs[i]["objects"])["f1"] for i, p in zip(caps, out)]
@@ -51,6 +60,8 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
             by["1 object" if k == 1 else "2+ objects"].append(p.strip().lower() == a.strip().lower())
         results["by_objects"] = {k: sum(v) / len(v) for k, v in sorted(by.items())}
     results["n"]["overall"] = len(preds)
+    if keep_rows:
+        results["rows"] = rows
     return results
 
 
@@ -102,6 +113,69 @@ def format_table(results):
     return "\n".join(lines)
 
 
+# -----------------------------------------------------------------------------
+# where the answers go wrong (shapes data: every question is about a scene graph)
+
+def asked_about(question, objects):
+    """(the object a question names, how it names it) or (None, None): 'short' ('what shape is at
+    the top left?'), 'position' ('the object at the top left') or 'description' ('the large circle')."""
+    from data.shapes import render as R
+    q = question.lower().rstrip("?. ")
+    for o in objects:
+        where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
+        if f" {where} " in f" {q} ":
+            return o, ("position" if " object " in q or " thing " in q else "short")
+    vocab = {w: k for k, ws in (("size", R.SIZES), ("colour", R.COLOURS), ("texture", R.TEXTURES),
+                                ("shape", R.SHAPES)) for w in ws}
+    words = [w for w in q.split() if w in vocab]
+    fits = [o for o in objects if all(o[vocab[w]] == w for w in words)]
+    return (fits[0], "description") if words and len(fits) == 1 else (None, None)
+
+
+def error_analysis(rows, records):
+    """rows: evaluate(..., keep_rows=True)["rows"]; records: the split's records. For each question
+    type: accuracy by objects in the scene, by how the object is named and by its size; what the
+    wrong answers are (the value of another object in the scene = a binding error, another value of
+    the attribute = a perception error, or not a value of it at all); the most common confusions."""
+    acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
+    wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
+    confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
+    values = collections.defaultdict(set)                                  # type -> every answer seen
+    for row in rows:
+        values[row["type"]].add(row["answer"])
+    for row in rows:
+        t, objects = row["type"], records[row["scene"]].get("objects", [])
+        ok = row["pred"].strip().lower().rstrip(".") == row["answer"].strip().lower()
+        o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
+        cols = ["1 object" if len(objects) == 1 else "2+ objects"]
+        cols += [f"named: {named}"] if named else []
+        cols += [f"size: {o['size']}"] if o is not None else []
+        for c in cols:
+            acc[t][c].append(ok)
+        if ok:
+            continue
+        confusions[t][(row["answer"], row["pred"])] += 1
+        others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
+        kind = ("another object's" if row["pred"] in others else
+                f"another {t}" if row["pred"] in values[t] else f"not a {t}")
+        wrong[t][kind] += 1
+    return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
+            "wrong": {t: dict(k) for t, k in wrong.items()},
+            "confusions": {t: c.most_common(4) for t, c in confusions.items()}}
+
+
+def format_errors(analysis):
+    lines = []
+    for t in sorted(analysis["accuracy"]):
+        cols = analysis["accuracy"][t]
+        lines.append(f"{t}: " + ", ".join(f"{c} {a:.3f} (n={n})" for c, (a, n) in sorted(cols.items())))
+        kinds = analysis["wrong"].get(t, {})
+        if kinds:
+            lines.append(f"  {sum(kinds.values())} wrong: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+            lines.append("  most often: " + ", ".join(f"{a!r}->{p!r} {n}" for (a, p), n in analysis["confusions"][t]))
+    return "\n".join(lines)
+
+
 def measure_peak_flops(device, m, n, seconds=0.2):
     """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
     On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
@@ -120,3 +194,43 @@ def measure_peak_flops(device, m, n, seconds=0.2):
             reps += 1
         best = max(best, 2 * m * n * 4 * n * reps / (time.perf_counter() - t0))
     return best
+
+
+# -----------------------------------------------------------------------------
+# python evaluate.py: score a checkpoint again, on the data it was trained with, and show its errors
+out_dir = "out"          # where train.py wrote ckpt.pt
+split = "test"           # 'test' | 'val' | 'compositional' (shapes data), 'test' for own data
+limit = 0                # the first `limit` scenes, 0 = all
+device = "cpu"
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+
+
+def main(argv):
+    from checkpoint import check_device, load_model
+    from configurator import configure_or_exit
+    from data.batches import load_dataset
+    configure_or_exit(config, argv, "evaluate.py")
+    c = config
+    try:
+        check_device(c["device"])
+        model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])
+        ds = load_dataset(ckpt["config"])
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"evaluate.py: {e}")
+    splits = {"test": ds.test, "val": ds.val, "compositional": ds.compositional}
+    if splits.get(c["split"]) is None:
+        sys.exit(f"evaluate.py: --split={c['split']!r} is not a split of this model's data; use one of "
+                 f"{[k for k, v in splits.items() if v is not None]}")
+    if c["limit"] < 0:
+        sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
+    data = splits[c["split"]]
+    res = evaluate(model, ds.tok, data, ckpt["config"]["question_types"], c["device"], limit=c["limit"] or None,
+                   keep_rows=True)
+    print(format_table(res))
+    if any("objects" in r for r in data.records):
+        print("\nwhere the answers go wrong:")
+        print(format_errors(error_analysis(res["rows"], data.records)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -31,6 +31,7 @@ def serve():
     import traceback
     os.chdir(ROOT)
     import checkpoint, data.batches, data.shapes.prepare, evaluate, stage0, tqdm  # noqa: F401  shared by the children
+    import torch._dynamo  # noqa: F401  the optimizers import it on first use: ~2 s a child need not pay
     results = []
     for script, args in json.load(sys.stdin):
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -147,7 +148,16 @@ CASES = {
     ("6", "checkpoint without config", "has no 'config'"): lambda t: ("sample.py", [f"--out_dir={t / 'no_config'}", "--split=test"]),
     ("6", "bare tensor", "holds a Tensor, not a train.py checkpoint"): lambda t: ("sample.py", [f"--out_dir={t / 'tensor'}", "--split=test"]),
     ("3", "sample --device=cuda without CUDA", "no CUDA GPU"): lambda t: ("sample.py", ["--device=cuda", "--split=test"]),
+    ("5", "unknown key", "unknown config key 'no_such_key'"): lambda t: T(t, "--no_such_key=1"),
+    ("5", "max_iters='ten'", "config key 'max_iters'"): lambda t: T(t, "--max_iters='ten'"),
+    ("5", "unknown fusion", "unknown fusion 'fancy'"): lambda t: T(t, "--fusion='fancy'"),
+    ("5", "density too high", "density=9 does not fit"): lambda t: T(t, "--shortcut='sparse'", "--density=9"),
+    ("5", "resume from nothing", "has no ckpt.pt or vit.pt"): lambda t: T(t, "--init_from='resume'"),
 }
+# Each config file sets only keys train.py knows: the one error is the bogus key added after it.
+CASES.update({("5", f"config/{name}", "unknown config key 'bogus_key'"):
+              (lambda t, name=name: ("train.py", [os.path.join("config", name), "--bogus_key=1"]))
+              for name in sorted(f for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py"))})
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +189,11 @@ def test_bad_input_is_one_line(runs, key):
     assert code != 0 and "Traceback" not in err, err[-2000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and key[2] in lines[0], err[-2000:]
+
+
+def test_unknown_key_lists_the_valid_ones(runs):
+    line = runs[1][("5", "unknown key", "unknown config key 'no_such_key'")][2].strip()
+    assert "valid keys:" in line and "max_iters" in line
 
 
 @pytest.mark.parametrize("name, file", [("nan_tune", "ckpt.pt"), ("nan_vit", "vit.pt")])

@@ -74,22 +74,6 @@ def test_interrupted_checkpoint_write_keeps_the_old_one(tmp_path, monkeypatch):
         load_checkpoint(str(tmp_path / "bad.pt"))
 
 
-@pytest.mark.parametrize("arg, message", [
-    ("--no_such_key=1", "unknown config key 'no_such_key'"),
-    ("--max_iters='ten'", "config key 'max_iters'"),
-    ("--fusion='fancy'", "unknown fusion 'fancy'"),
-    ("--shortcut='sparse' --density=9", "density=9 does not fit"),
-    ("--init_from='resume'", "has no ckpt.pt or vit.pt"),
-])
-def test_config_errors_are_one_clear_line(tmp_path, arg, message):
-    r = train(tmp_path, *arg.split(), check=False)
-    assert r.returncode != 0
-    last = r.stderr.strip().splitlines()[-1]
-    assert message in last, r.stderr[-2000:]
-    if "unknown config key" in message:
-        assert "valid keys:" in last and "max_iters" in last
-
-
 def test_configurator_parses_literals_without_running_code():
     from configurator import configure
     cfg = configure({"a": 1, "b": 0.5, "c": "x", "d": [1]}, ["--a=3", "--b=2", "--c=__import__('os')", "--d=[2, 3]"])
@@ -129,14 +113,6 @@ def test_torchrun_two_gloo_processes(tmp_path):
     log = losses(tmp_path / "out" / "log.jsonl")
     assert [i for s, i, _ in log if s == "tune"] == list(range(4))  # rank 0 logs, once per step
     assert (tmp_path / "out" / "results.json").exists()
-
-
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py")))
-def test_every_config_file_parses(tmp_path, name):
-    """Each config sets only keys train.py knows: the one error is the bogus key we add after it."""
-    r = subprocess.run([sys.executable, "train.py", os.path.join("config", name), "--bogus_key=1"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=HANG)
-    assert r.returncode != 0 and "unknown config key 'bogus_key'" in r.stderr.strip().splitlines()[-1], r.stderr
 
 
 def test_stages_chain_through_separate_configs(tmp_path):

@@ -1,0 +1,50 @@
+"""evaluate.py: the error analysis (which object a question names, what kind each wrong answer
+is) on generated scenes, and `python evaluate.py` on a trained checkpoint."""
+import pytest
+
+from data.shapes.prepare import make_split
+from evaluate import asked_about, error_analysis, format_errors
+from tests.test_bad_inputs import run_all
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return make_split("val", 200, max_objects=3, question_types=["colour", "shape", "count", "position", "texture"])[2]
+
+
+def test_every_question_names_the_object_its_answer_belongs_to(scenes):
+    named = set()
+    for r in scenes:
+        for q in r["qa"]:
+            o, how = asked_about(q["question"], r["objects"])
+            if q["type"] == "count":
+                continue
+            assert o is not None, q
+            assert o[q["type"]] == q["answer"], (q, o)  # the position type's answer is the object's position too
+            named.add(how)
+    assert named == {"short", "position", "description"}
+
+
+def test_wrong_answers_are_sorted_into_binding_perception_and_nonsense(scenes):
+    two = next(i for i, r in enumerate(scenes) if len(r["objects"]) == 2
+               and r["objects"][0]["colour"] != r["objects"][1]["colour"]
+               and any(q["type"] == "colour" for q in r["qa"]))
+    q = next(q for q in scenes[two]["qa"] if q["type"] == "colour")
+    asked, _ = asked_about(q["question"], scenes[two]["objects"])
+    other = next(o for o in scenes[two]["objects"] if o is not asked)["colour"]
+    spare = next(c for c in ("red", "green", "blue", "yellow") if c not in {q["answer"], other})
+    rows = [dict(scene=two, type="colour", question=q["question"], answer=q["answer"], pred=p)
+            for p in (q["answer"], other, spare, "top left")]
+    rows.append(dict(scene=two, type="colour", question="x", answer=spare, pred=spare))  # makes `spare` a colour
+    a = error_analysis(rows, scenes)
+    assert a["wrong"]["colour"] == {"another object's": 1, "another colour": 1, "not a colour": 1}
+    assert a["accuracy"]["colour"]["2+ objects"] == (2 / 5, 5)
+    assert "3 wrong" in format_errors(a)
+
+
+def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
+    (code, out, err), (bad, _, msg) = run_all([("evaluate.py", [f"--out_dir={trained / 'out'}", "--limit=4"]),
+                                               ("evaluate.py", [f"--out_dir={trained / 'out'}", "--split=train"])])
+    assert code == 0, err[-2000:]
+    assert "overall" in out and "where the answers go wrong:" in out and "2+ objects" in out
+    assert bad != 0 and "not a split of this model's data" in msg.strip().splitlines()[-1]
