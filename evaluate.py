@@ -113,69 +113,6 @@ def format_table(results):
     return "\n".join(lines)
 
 
-# -----------------------------------------------------------------------------
-# where the answers go wrong (shapes data: every question is about a scene graph)
-
-def asked_about(question, objects):
-    """(the object a question names, how it names it) or (None, None): 'short' ('what shape is at
-    the top left?'), 'position' ('the object at the top left') or 'description' ('the large circle')."""
-    from data.shapes import render as R
-    q = question.lower().rstrip("?. ")
-    for o in objects:
-        where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
-        if f" {where} " in f" {q} ":
-            return o, ("position" if " object " in q or " thing " in q else "short")
-    vocab = {w: k for k, ws in (("size", R.SIZES), ("colour", R.COLOURS), ("texture", R.TEXTURES),
-                                ("shape", R.SHAPES)) for w in ws}
-    words = [w for w in q.split() if w in vocab]
-    fits = [o for o in objects if all(o[vocab[w]] == w for w in words)]
-    return (fits[0], "description") if words and len(fits) == 1 else (None, None)
-
-
-def error_analysis(rows, records):
-    """rows: evaluate(..., keep_rows=True)["rows"]; records: the split's records. For each question
-    type: accuracy by objects in the scene, by how the object is named and by its size; what the
-    wrong answers are (the value of another object in the scene = a binding error, another value of
-    the attribute = a perception error, or not a value of it at all); the most common confusions."""
-    acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
-    wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
-    confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
-    values = collections.defaultdict(set)                                  # type -> every answer seen
-    for row in rows:
-        values[row["type"]].add(row["answer"])
-    for row in rows:
-        t, objects = row["type"], records[row["scene"]].get("objects", [])
-        ok = row["pred"].strip().lower().rstrip(".") == row["answer"].strip().lower()
-        o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
-        cols = ["1 object" if len(objects) == 1 else "2+ objects"]
-        cols += [f"named: {named}"] if named else []
-        cols += [f"size: {o['size']}"] if o is not None else []
-        for c in cols:
-            acc[t][c].append(ok)
-        if ok:
-            continue
-        confusions[t][(row["answer"], row["pred"])] += 1
-        others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
-        kind = ("another object's" if row["pred"] in others else
-                f"another {t}" if row["pred"] in values[t] else f"not a {t}")
-        wrong[t][kind] += 1
-    return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
-            "wrong": {t: dict(k) for t, k in wrong.items()},
-            "confusions": {t: c.most_common(4) for t, c in confusions.items()}}
-
-
-def format_errors(analysis):
-    lines = []
-    for t in sorted(analysis["accuracy"]):
-        cols = analysis["accuracy"][t]
-        lines.append(f"{t}: " + ", ".join(f"{c} {a:.3f} (n={n})" for c, (a, n) in sorted(cols.items())))
-        kinds = analysis["wrong"].get(t, {})
-        if kinds:
-            lines.append(f"  {sum(kinds.values())} wrong: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-            lines.append("  most often: " + ", ".join(f"{a!r}->{p!r} {n}" for (a, p), n in analysis["confusions"][t]))
-    return "\n".join(lines)
-
-
 def measure_peak_flops(device, m, n, seconds=0.2):
     """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
     On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
@@ -194,6 +131,77 @@ def measure_peak_flops(device, m, n, seconds=0.2):
             reps += 1
         best = max(best, 2 * m * n * 4 * n * reps / (time.perf_counter() - t0))
     return best
+
+
+# -----------------------------------------------------------------------------
+# where the answers go wrong (shapes data: every question is about a scene graph)
+
+def asked_about(question, objects):
+    """(the object a question names, how it names it) or (None, None): 'short' ('what shape is at
+    the top left?'), 'position' ('the object at the top left') or 'description: size+shape' ('the
+    large circle'; the attributes it uses)."""
+    from data.shapes import render as R
+    q = question.lower().rstrip("?. ")
+    for o in objects:
+        where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
+        if f" {where} " in f" {q} ":
+            return o, ("position" if " object " in q or " thing " in q else "short")
+    vocab = {w: k for k, ws in (("size", R.SIZES), ("colour", R.COLOURS), ("texture", R.TEXTURES),
+                                ("shape", R.SHAPES)) for w in ws}
+    words = [w for w in q.split() if w in vocab]
+    fits = [o for o in objects if all(o[vocab[w]] == w for w in words)]
+    keys = [k for k in ("size", "colour", "texture", "shape") if k in {vocab[w] for w in words}]
+    return (fits[0], "description: " + "+".join(keys)) if words and len(fits) == 1 else (None, None)
+
+
+def error_analysis(rows, records):
+    """rows: evaluate(..., keep_rows=True)["rows"]; records: the split's records. For each question
+    type: accuracy by objects in the scene and, in scenes of 2+, by how the question names the
+    object and by its size; what the
+    wrong answers are (the value of another object in the scene = a binding error, another value of
+    the attribute = a perception error, or not a value of it at all); the most common confusions."""
+    acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
+    wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
+    confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
+    values = collections.defaultdict(set)                                  # type -> every answer seen
+    for row in rows:
+        values[row["type"]].add(row["answer"])
+    for row in rows:
+        t, objects = row["type"], records[row["scene"]].get("objects", [])
+        ok = row["pred"].strip().lower().rstrip(".") == row["answer"].strip().lower()
+        o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
+        cols = ["1 object" if len(objects) == 1 else "2+ objects"]
+        if len(objects) > 1:  # binding: which object is meant matters only where there is a choice
+            cols += [f"2+, named by {named}"] if named else []
+            cols += [f"2+, {o['size']}"] if o is not None else []
+        for c in cols:
+            acc[t][c].append(ok)
+        if ok:
+            continue
+        confusions[t][(row["answer"], row["pred"])] += 1
+        others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
+        kind = ("another object's" if row["pred"] in others else
+                f"another {t}" if row["pred"] in values[t] else f"not a {t}")
+        wrong[t][kind] += 1
+    return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
+            "wrong": {t: dict(k) for t, k in wrong.items()},
+            "confusions": {t: c.most_common(4) for t, c in confusions.items()}}
+
+
+def format_errors(analysis):
+    lines = []
+    for t in sorted(analysis["accuracy"]):
+        cols = sorted(analysis["accuracy"][t].items())
+        for head, pick in ((f"{t}:", lambda c: not c.startswith("2+,")), ("  2+, named by", lambda c: "named" in c),
+                           ("  2+, size", lambda c: c.startswith("2+,") and "named" not in c)):
+            got = [f"{c.split('named by ')[-1].removeprefix('2+, ')} {a:.3f} (n={n})" for c, (a, n) in cols if pick(c)]
+            if got:
+                lines.append(f"{head} " + ", ".join(got))
+        kinds = analysis["wrong"].get(t, {})
+        if kinds:
+            lines.append(f"  {sum(kinds.values())} wrong: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+            lines.append("  most often: " + ", ".join(f"{a!r}->{p!r} {n}" for (a, p), n in analysis["confusions"][t]))
+    return "\n".join(lines)
 
 
 # -----------------------------------------------------------------------------

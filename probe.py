@@ -46,7 +46,8 @@ n_test = 400              # held-out scenes they are scored on
 steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
 l2 = 1e-3                 # weight penalty of the probes
 json = ""                 # also write the results to this file
-llm = False               # also probe the LLM's residual stream at the image positions (a ckpt.pt only)
+llm = False               # also probe the LLM's residual stream at the image positions, and the gradient
+                          # reaching each path into it (a ckpt.pt only)
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
 
 CLASSES = {"colour": list(COLOURS), "shape": SHAPES, "texture": TEXTURES, "position": POSITIONS}
@@ -197,6 +198,37 @@ def probe_llm(model, train, test, steps=50, l2=1e-3):
             for name in f}
 
 
+def path_gradients(model, images, records, question_types, batch=64):
+    """What the answer loss asks of each path into the LLM, per question type: the rms of the fused
+    prefix and of each injected shortcut, and the rms of the loss's gradient with respect to it,
+    over every question of the given scenes. {type: {path: {"rms": float, "grad_rms": float}}}."""
+    from data.batches import Examples
+    from data.tokenizer import get_tokenizer
+    model.eval()
+    names = [f"prefix (block {model.main_level})"] + [f"block {b} -> layer {l}" for b, l in model.shortcuts]
+    out = {}
+    for t in question_types:
+        ex = Examples(get_tokenizer(), records, [t], 0.0, model.llm.config.block_size - model.n_image_tokens)
+        sums, n = {}, 0
+        for i in range(0, len(ex.scene), batch):
+            idx, targets, scene = ex.batch(torch.arange(i, min(i + batch, len(ex.scene))))
+            prefix, inject = model.fuse(model.encode(to_float(images[scene.numpy()])))
+            # shortcuts into one layer are summed: they share that sum's gradient (and rms)
+            paths = [prefix] + [inject[l] for _, l in model.shortcuts]
+            for p in paths:
+                p.retain_grad()
+            _, loss = model.llm(idx, targets=targets, prefix=prefix, inject=inject)
+            loss.backward()
+            for name, p in zip(names, paths):
+                rms = sums.setdefault(name, [0.0, 0.0])
+                rms[0] += p.detach().pow(2).mean().item() * len(idx)
+                rms[1] += p.grad.pow(2).mean().item() * len(idx)
+            n += len(idx)
+            model.zero_grad(set_to_none=True)
+        out[t] = {name: {"rms": (a / n) ** 0.5, "grad_rms": (g / n) ** 0.5} for name, (a, g) in sums.items()}
+    return out
+
+
 def load_vit(path):
     """The ViT of a train.py checkpoint (vit.pt or ckpt.pt), its main level and the training config."""
     ck = load_checkpoint(path)
@@ -259,6 +291,11 @@ def main(argv):
               "probe accuracy / var_share\n" + f"{'':<8}" + "".join(f"{k:>22}" for k in ("image/colour", "image/texture")))
         for name, r in out["llm"].items():
             print(f"{name:<8}" + "".join(f"{r[k]['acc']:>14.3f} / {r[k]['var_share']:.3f}" for k in r))
+        out["grads"] = path_gradients(model, test[0], test[2], cfg.get("question_types") or ["colour", "texture"])
+        print(f"\nthe paths into the LLM on the {len(test[0])} {c['split']} scenes' questions: rms of what each adds, "
+              f"and of the answer loss's gradient with respect to it")
+        for t, r in out["grads"].items():
+            print(f"{t:<10}" + "   ".join(f"{name}: {v['rms']:.3f} / grad {v['grad_rms']:.2e}" for name, v in r.items()))
     if c["json"]:
         with open(c["json"], "w") as f:
             f.write(dumps(out, indent=1) + "\n")

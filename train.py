@@ -53,6 +53,7 @@ min_objects, max_objects = 1, 2
 question_types = ["colour", "shape", "count", "position", "texture"]
 caption_frac = 0.2      # share of training samples that are captions
 curriculum_frac = 0.25  # the first share of steps sees one-object scenes only
+multi_weight = 1.0      # after the curriculum, questions about 2+ object scenes are drawn this many times as often
 # model
 image_size = 64         # full resolution 2S; the ViT's views are S = image_size // 2
 patch_size = 4
@@ -116,7 +117,7 @@ for k in ("batch_size", "vit_batch_size", "gradient_accumulation_steps", "eval_i
 for k in ("max_iters", "vit_iters", "align_iters", "warmup_iters", "lr_decay_iters", "fusion_lr", "weight_decay", "grad_clip"):
     if not config[k] >= 0:
         bad(f"{k}={config[k]} must be >= 0")
-for k in ("learning_rate", "vit_lr"):
+for k in ("learning_rate", "vit_lr", "multi_weight"):
     if not config[k] > 0:
         bad(f"{k}={config[k]} must be > 0")
 for k in ("caption_frac", "curriculum_frac", "vit_crops", "min_lr_ratio", "dropout", "eval_fraction"):
@@ -430,7 +431,7 @@ if freeze_vit:
 
 def text_loss(net, sampler, it, captions_only=False):
     one_object = it < curriculum_frac * schedule_len("tune", max_iters)  # a share of the schedule
-    ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only)
+    ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only, multi_weight=multi_weight)
     idx, tgt, scene = examples.batch(ix)
     if feats is not None:
         f = {b: v[scene].to(device).float() for b, v in feats.items()}

@@ -119,11 +119,14 @@ class Examples:
         w_q = (1 - caption_frac if n_cap else 1.0) / max(1, len(rows) - n_cap)
         self.weights = torch.where(self.is_caption, w_cap, w_q)
 
-    def sample(self, batch_size, generator, one_object=False, captions_only=False):
-        """batch_size example indices, drawn with replacement (curriculum: one-object scenes first)."""
+    def sample(self, batch_size, generator, one_object=False, captions_only=False, multi_weight=1.0):
+        """batch_size example indices, drawn with replacement (curriculum: one-object scenes first;
+        multi_weight: questions about scenes of 2+ objects, where binding is learned, drawn more often)."""
         w = self.weights
         if one_object and bool((self.n_objects == 1).any()):
             w = w * (self.n_objects == 1)
+        elif multi_weight != 1.0:
+            w = w * torch.where(self.n_objects > 1, multi_weight, 1.0)
         if captions_only:
             if not bool(self.is_caption.any()):
                 raise ValueError("a captions-only stage needs captions: set caption_frac > 0 (shapes data)")

@@ -21,7 +21,9 @@ def test_every_question_names_the_object_its_answer_belongs_to(scenes):
                 continue
             assert o is not None, q
             assert o[q["type"]] == q["answer"], (q, o)  # the position type's answer is the object's position too
-            named.add(how)
+            named.add(how.split(":")[0])
+            if how.startswith("description: "):  # the attributes it names by are all in the question
+                assert all(o[k] in q["question"].rstrip("?.").split() for k in how[13:].split("+")), (q, how)
     assert named == {"short", "position", "description"}
 
 

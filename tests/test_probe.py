@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from checkpoint import save_checkpoint
 from data.shapes.prepare import make_split
+from data.tokenizer import get_tokenizer
 from llm import GPTConfig
 import probe as probe_py
 from probe import PROBES, labels, owners, probe_levels, var_share
@@ -71,7 +72,7 @@ def test_a_level_that_is_the_patch_pixels_knows_the_colour():
 
 def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
     cfg = SparseCutConfig(vit=ViTConfig(image_size=24, patch_size=4, n_layer=3, n_head=2, n_embd=16),
-                          llm=GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16), fusion="mlp", shortcut="none")
+                          llm=GPTConfig(block_size=100, vocab_size=get_tokenizer().n_vocab, n_layer=1, n_head=2, n_embd=16), fusion="mlp", shortcut="none")
     torch.manual_seed(0)
     save_checkpoint(str(tmp_path / "vit.pt"), {"model": SparseCut(cfg).state_dict(), "model_config": asdict(cfg),
                                                "config": {"min_objects": 1, "max_objects": 2}})
@@ -84,6 +85,10 @@ def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
     assert set(levels) == {"embed", "0", "1"}  # up to the main level: -2 of 3 blocks
     # --llm: the LLM's stream at the image positions, before its one layer and after it
     assert set(out["llm"]) == {"in 0", "out"} and set(out["llm"]["out"]) == {"image/colour", "image/texture"}
+    # ... and the answer loss's pull on each path into the LLM (here the prefix alone)
+    assert set(out["grads"]) == {"colour", "texture"}
+    for paths in out["grads"].values():
+        assert list(paths) == ["prefix (block 1)"] and paths["prefix (block 1)"]["grad_rms"] > 0
     for r in levels.values():
         assert set(r) == KEYS
         assert all(set(v) == {"acc", "var_share"} and all(type(x) is float for x in v.values()) for v in r.values())
