@@ -37,6 +37,8 @@ class SparseCutConfig:
     gate: bool = False               # beyond the paper: each shortcut scaled by tanh(g), g = 0 at init
     level_norm: bool = False         # beyond the paper: a LayerNorm per tapped level before the shared
     #                                  fusion, so a quiet level reaches the LLM as loud as the main one
+    shared_fusion: bool = True       # the paper: one fusion for every level; False (beyond the paper):
+    #                                  each shortcut level its own, not shaped by the main level's features
 
     def __post_init__(self):
         if isinstance(self.vit, dict):
@@ -126,6 +128,9 @@ class SparseCut(nn.Module):
         self.gates = nn.Parameter(torch.zeros(len(self.shortcuts))) if config.gate else None
         self.level_norms = nn.ModuleDict({str(b): nn.LayerNorm(config.vit.n_embd) for b in self.levels}) \
             if config.level_norm else None
+        self.level_fusions = None if config.shared_fusion else nn.ModuleDict({
+            str(b): FUSIONS[config.fusion](config.vit.n_embd, config.llm.n_embd, config.vit.n_head)
+            for b, _ in self.shortcuts if b != self.main_level})
 
     def encode(self, images):
         """images (B, 3, 2S, 2S) in [0, 1] -> {vit_block: (B, V, N, Cv)}, view 0 low, 1..4 crops.
@@ -145,7 +150,9 @@ class SparseCut(nn.Module):
 
         def fused(b):
             f = feats[b]
-            return self.fusion(f[:, 0], f[:, 1:] if f.size(1) > 1 else None)  # (B, N, Cl)
+            own = self.level_fusions is not None and str(b) in self.level_fusions
+            fusion = self.level_fusions[str(b)] if own else self.fusion
+            return fusion(f[:, 0], f[:, 1:] if f.size(1) > 1 else None)  # (B, N, Cl)
         prefix = fused(self.main_level)
         if self.config.shortcut == "deepstack" and self.config.pairs is None:
             # DeepStack: the main level's 4N crop tokens, split by their offset in each 2x2 block
@@ -188,7 +195,8 @@ class SparseCut(nn.Module):
         for b, l in self.shortcuts:  # a block may feed several layers, the main block too
             feeds.setdefault(b, []).append(l)
         lines = [f"SparseCut  fusion={c.fusion}  shortcut={'pairs' if c.pairs else c.shortcut}  "
-                 f"order={c.order}  shortcuts={len(self.shortcuts)}" + ("  level_norm" if c.level_norm else ""),
+                 f"order={c.order}  shortcuts={len(self.shortcuts)}" + ("  level_norm" if c.level_norm else "")
+                 + ("" if c.shared_fusion else "  a fusion per level"),
                  f"  image {2 * S}x{2 * S} -> {views} -> ViT ({c.vit.n_layer} blocks, {N} tokens per view)",
                  f"  LLM context: {N} image tokens + text (block_size {c.llm.block_size}); "
                  f"{c.llm.n_layer} LLM layers", "",
@@ -236,6 +244,6 @@ class SparseCut(nn.Module):
         return {"vit": vit, "fusion": fusion, "llm": llm, "total": vit + fusion + llm}
 
     def num_params(self):
-        norms = 0 if self.level_norms is None else sum(p.numel() for p in self.level_norms.parameters())
+        norms = sum(p.numel() for m in (self.level_norms, self.level_fusions) if m is not None for p in m.parameters())
         return {"vit": self.vit.num_params(), "fusion": sum(p.numel() for p in self.fusion.parameters()) + norms,
                 "llm": self.llm.num_params(non_embedding=False)}

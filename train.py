@@ -68,6 +68,7 @@ density = 2
 order = "u"
 gate = False            # beyond the paper: a learned tanh gate per shortcut, 0 at init (Flamingo)
 level_norm = False      # beyond the paper: a LayerNorm per ViT level before the shared fusion
+shared_fusion = True    # the paper: one fusion for every level; False (beyond it): each shortcut level its own
 pairs = []              # your own pattern, [[vit_block, llm_layer], ...]; [] = shortcut/density/order
 main_level = -2
 # stage 0: ViT pretraining on per-token shape and position targets
@@ -175,7 +176,7 @@ try:
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
                       prefix_bidirectional=prefix_bidirectional),
         fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
-        level_norm=level_norm, pairs=pairs or None)
+        level_norm=level_norm, shared_fusion=shared_fusion, pairs=pairs or None)
 except ValueError as e:
     sys.exit(f"train.py: {e}")
 model = SparseCut(model_config).to(device)
@@ -466,12 +467,16 @@ flops_text = model.estimate_flops(examples.max_len)
 step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
 if align_iters and (resume is None or resume["stage"] == "align"):
     # stage 1: only the fusion learns to speak the LLM's language (run_stage freezes the rest)
-    run_stage("align", model, param_groups({"fusion": (model.fusion, fusion_lr or learning_rate)}), align_iters,
+    fusions = {"fusion": (model.fusion, fusion_lr or learning_rate)}
+    if model.level_fusions is not None:
+        fusions["level_fusions"] = (model.level_fusions, fusion_lr or learning_rate)
+    run_stage("align", model, param_groups(fusions), align_iters,
               batch_size, lambda n, s, it: text_loss(n, s, it, captions_only=True), ckpt_path, step_flops, val_eval, resume)
     resume = None
 modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
-if model.level_norms is not None:
-    modules["level_norms"] = (model.level_norms, fusion_lr or learning_rate)
+for name in ("level_norms", "level_fusions"):
+    if getattr(model, name) is not None:
+        modules[name] = (getattr(model, name), fusion_lr or learning_rate)
 if not freeze_vit:
     for b, block in enumerate(model.vit.blocks):  # above the deepest tap: never run, never a gradient
         block.requires_grad_(b <= max(model.levels))

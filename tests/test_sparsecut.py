@@ -386,3 +386,19 @@ def test_level_norm_puts_every_level_at_one_scale_before_the_fusion():
     _, b = off.fuse(quiet)
     assert all(rel(a[layer], b[layer]) > 0.5 for layer in a)
     assert "level_norm" in model.describe() and "level_norm" not in off.describe()
+
+
+def test_a_fusion_per_level_leaves_the_prefix_to_the_shared_one():
+    own = lively(tiny_model(shared_fusion=False))
+    sources = {b for b, _ in own.shortcuts}
+    assert set(own.level_fusions) == {str(b) for b in sources if b != own.main_level} and own.level_fusions
+    shared = tiny_model()
+    shared.load_state_dict({k: v for k, v in own.state_dict().items() if not k.startswith("level_fusions")})
+    feats = own.encode(batch()[0])
+    (p1, inj1), (p2, inj2) = own.fuse(feats), shared.fuse(feats)
+    torch.testing.assert_close(p1, p2)  # the main level goes through the shared fusion either way
+    assert all(not torch.allclose(inj1[layer], inj2[layer]) for layer in inj1)  # the shortcuts do not
+    # a shortcut's own fusion learns from its shortcut alone: the prefix sends it no gradient
+    p1.sum().backward()
+    assert all(p.grad is None for p in own.level_fusions.parameters())
+    assert own.num_params()["fusion"] > shared.num_params()["fusion"] and "a fusion per level" in own.describe()
