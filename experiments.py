@@ -36,8 +36,9 @@ train_args = ""          # more train.py arguments for every run, e.g. "--device
 plot = "results.png"     # accuracy per question type per variant (in out), "" = none
 pairs = []               # your own pattern [[vit_block, llm_layer], ...]: adds the group "custom"
 jobs = 1                 # trainings at once; > 1 gives each one thread (OMP_NUM_THREADS=1)
+markdown = False         # also print the table in Markdown, with paraphrase and compositional (the README's)
 
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list)}
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list, bool)}
 
 # (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
 SPARSECUT = dict(fusion="concat", shortcut="sparse", density=2, order="u")
@@ -180,14 +181,23 @@ def main(argv):
         acc = {t: mean_spread([r["vqa"].get(t, float("nan")) for r in per_seed]) for t in TYPES}
         f1 = mean_spread([r["caption_f1"] or 0.0 for r in per_seed])
         two = mean_spread([r.get("by_objects", {}).get("2+ objects", float("nan")) for r in per_seed])
+        general = {k: mean_spread([r.get(k, {}).get("overall", float("nan")) for r in per_seed])
+                   for k in ("paraphrase", "compositional")}  # held-out wordings, unseen attribute pairs
         gates = per_seed[0].get("gates")
-        rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two,
+        rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two, **general,
                      "gates": gates, "overrides": overrides, "majority": per_seed[0].get("majority", {})})
     print(f"\ntest accuracy, {max_iters} VQA steps, seeds {seeds} (mean, ±stdev over seeds)")
     print(f"{'group':<9}{'variant':<17}" + "".join(f"{t:>13}" for t in TYPES) + f"{'2 objects':>13}{'caption F1':>13}")
     for r in rows:
         cells = [r["acc"][t] for t in TYPES] + [r["two_objects"], r["caption_f1"]]
         print(f"{r['group']:<9}{r['name']:<17}" + "".join(f"{m:>8.3f}±{s:.2f}" for m, s in cells))
+    if markdown:
+        cols = TYPES + ["2+ objects", "paraphrase", "compositional"]
+        print("\n| variant | seeds | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols))
+        for r in rows:
+            cells = [r["acc"][t] for t in TYPES] + [r["two_objects"], r["paraphrase"], r["compositional"]]
+            print(f"| {r['name']} | {len(seeds)} | " + " | ".join(
+                f"{m:.3f} ± {s:.3f}" if len(seeds) > 1 else f"{m:.3f}" for m, s in cells) + " |")
     for r in rows:
         if r["gates"]:
             print(f"learned gates of {r['name']} (seed {seeds[0]}), tanh(g) per ViT block->LLM layer: {r['gates']}")

@@ -36,8 +36,11 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
     # every run of a seed started from that seed's one stage-0 ViT
     assert "ViT from" in (exp / "baseline-3-s0.log").read_text()
     # resumable: a second call finds every ViT and every run done, and trains nothing
-    again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]")
+    again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]", "--markdown=True")
     assert again.returncode == 0 and again.stdout.count("skipped") == 4, again.stdout[-2000:]
+    assert "| variant | seeds | colour |" in again.stdout and "\n| baseline | 2 | " in again.stdout
+    row = json.loads((exp / "results.json").read_text())["rows"][0]
+    assert len(row["paraphrase"]) == 2 and len(row["compositional"]) == 2  # mean and sd, as every column
 
 
 def test_experiments_reject_unknown_variants(tmp_path):
