@@ -1,13 +1,8 @@
 """Check for exercise 8: the pattern fits the main job's model, and the harness trains it end to end."""
-import os
-import subprocess
-import sys
-
 from exercises import ex8_design as ex
 from sparsecut import SparseCut, SparseCutConfig, shortcut_pattern
+from tests.forkserver import run
 from tests.test_train import TINY
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def reference():
@@ -27,8 +22,7 @@ def test_the_harness_trains_it(impl, tmp_path):
     pairs = [list(p) for p in impl(ex.pattern, reference)()]
     train_args = " ".join(TINY + ["--vit_n_layer=6", "--n_layer=4", "--vit_iters=2", "--eval_interval=100",
                                   f"--data_dir={str(tmp_path / 'data')!r}"])
-    r = subprocess.run([sys.executable, "experiments.py", "--only=custom", f"--pairs={pairs}", "--max_iters=2",
-                        f"--out={str(tmp_path / 'exp')!r}", f"--train_args={train_args!r}", "--plot=''"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = run("experiments.py", "--only=custom", f"--pairs={pairs}", "--max_iters=2", f"--out={str(tmp_path / 'exp')!r}",
+            f"--train_args={train_args!r}", "--plot=''")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "custom_" in r.stdout and "overall" in r.stdout

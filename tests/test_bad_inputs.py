@@ -1,14 +1,9 @@
 """Every bad input a one-line error, and nothing lost (issue 13): a table of bad commands, each run
-as its own process (exit code, message, no traceback), plus the checkpoint, data, NaN, resume
-and DDP guarantees behind them.
-
-A fresh interpreter per case costs ~2 s of CPU (importing torch), so the table's cases run in
-processes forked from one that imported torch once (`python tests/test_bad_inputs.py` serves
-them): each child runs the script with runpy and exits as Python would, traceback included.
+as its own process (exit code, message, no traceback; tests/forkserver.py), plus the checkpoint,
+data, NaN, resume and DDP guarantees behind them.
 """
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -18,56 +13,8 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests.forkserver import run_all  # noqa: E402
 from tests.test_train import TINY, losses  # noqa: E402
-
-ENV = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-def serve():
-    """Run as a script: read [[script, args], ...] as JSON on stdin, run each in a forked child,
-    print [[exit code, stdout, stderr], ...] as JSON."""
-    import runpy
-    import tempfile
-    import traceback
-    os.chdir(ROOT)
-    import checkpoint, data.batches, data.shapes.prepare, evaluate, stage0, tqdm  # noqa: F401  shared by the children
-    import torch._dynamo  # noqa: F401  the optimizers import it on first use: ~2 s a child need not pay
-    results = []
-    for script, args in json.load(sys.stdin):
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            sys.stdout.flush()
-            pid = os.fork()
-            if pid == 0:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                sys.argv, code = [script] + args, 0
-                try:
-                    runpy.run_path(script, run_name="__main__")
-                except SystemExit as e:  # what the interpreter does with it
-                    code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-                    if not isinstance(e.code, (int, type(None))):
-                        print(e.code, file=sys.stderr)
-                except BaseException:
-                    traceback.print_exc()
-                    code = 1
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-            _, status = os.waitpid(pid, 0)
-            out.seek(0)
-            err.seek(0)
-            results.append([os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"),
-                            err.read().decode(errors="replace")])
-    print(json.dumps(results))
-
-
-def run_all(cases):
-    """cases: [(script, [args])] -> [(returncode, stdout, stderr)], in one serving process."""
-    r = subprocess.run([sys.executable, os.path.abspath(__file__)], input=json.dumps(cases), cwd=ROOT,
-                       capture_output=True, text=True, env=ENV)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
 
 def conv(answer="red"):
     return [{"from": "human", "value": "<image>\nwhat colour is it?"}, {"from": "gpt", "value": answer}]
@@ -351,5 +298,3 @@ def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path, mode, val
     assert abs(int(img[24, 24, 0]) - round(ramp[24, 24] / 257)) <= 1
 
 
-if __name__ == "__main__":
-    serve()

@@ -1,19 +1,13 @@
 """bench.py end to end on a tiny config: every variant measured, the costs it claims."""
 import json
-import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HANG = 3600  # seconds: a guard against a hung process only, never a speed check
+from tests.forkserver import run
 
 
 def test_bench_runs_and_reports_what_each_design_costs(tmp_path):
     path = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "bench.py", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2",
-                        "--n_embd=16", "--n_head=2", "--batch_size=2", "--repeats=1", "--text_len=5",
-                        "--decode_tokens=2", f"--json={str(path)!r}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=HANG, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = run("bench.py", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16", "--n_head=2",
+            "--batch_size=2", "--repeats=1", "--text_len=5", "--decode_tokens=2", f"--json={str(path)!r}")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["variant"]: row for row in json.loads(path.read_text())["rows"]}
     assert set(rows) == {"baseline", "xattn", "concat", "sparsecut-xattn", "sparsecut-concat", "deepstack", "naive"}
@@ -30,16 +24,14 @@ def test_bench_runs_and_reports_what_each_design_costs(tmp_path):
 
 
 def test_bench_rejects_an_unknown_key():
-    r = subprocess.run([sys.executable, "bench.py", "--bogus=1"], cwd=ROOT, capture_output=True, text=True)
+    r = run("bench.py", "--bogus=1")
     assert r.returncode != 0 and "unknown config key 'bogus'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_bench_quick_has_the_kv_cache_column(tmp_path):
     path = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "bench.py", "--quick", "--image_size=16", "--vit_n_embd=16",
-                        "--vit_n_head=2", "--n_embd=16", "--n_head=2", "--batch_size=2", "--text_len=5",
-                        "--decode_tokens=2", "--gen_tokens=6", f"--json={str(path)!r}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = run("bench.py", "--quick", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16",
+            "--n_head=2", "--batch_size=2", "--text_len=5", "--decode_tokens=2", "--gen_tokens=6", f"--json={str(path)!r}")
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(path.read_text())
     assert out["config"]["repeats"] == 2 and out["config"]["gen_tokens"] == 6  # quick's, but a given key wins

@@ -4,7 +4,7 @@ import pytest
 
 from data.shapes.prepare import make_split
 from evaluate import asked_about, error_analysis, format_errors
-from tests.test_bad_inputs import run_all
+from tests.forkserver import run_all
 
 
 @pytest.fixture(scope="module")

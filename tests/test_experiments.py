@@ -1,22 +1,15 @@
 """experiments.py end to end on a tiny config: shared stage 0, the table, resumability, --only."""
 import json
-import os
-import subprocess
-import sys
 
-from tests.test_train import HANG, TINY
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.forkserver import run
+from tests.test_train import TINY
 
 
 def experiments(tmp, *args):
     # 6 ViT blocks and 4 LLM layers, so that every pattern fits (dense density 4, DeepStack)
     train_args = " ".join(TINY + ["--vit_n_layer=6", "--n_layer=4", "--vit_iters=4", "--eval_interval=100",
                                   f"--data_dir={str(tmp / 'data')!r}"])
-    cmd = [sys.executable, "experiments.py", f"--out={str(tmp / 'exp')!r}", "--max_iters=3",
-           f"--train_args={train_args!r}"] + list(args)
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return run("experiments.py", f"--out={str(tmp / 'exp')!r}", "--max_iters=3", f"--train_args={train_args!r}", *args)
 
 
 def test_experiments_train_each_variant_once_and_tabulate(tmp_path):

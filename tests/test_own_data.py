@@ -1,13 +1,10 @@
 """Your own data in one command: train.py with only --data and --image_root (and sizes to keep it
 tiny) takes config/own_cpu.py, pretrains the ViT label-free (no scene graph) and evaluates."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.forkserver import run
 TINY = ["--vit_n_layer=3", "--vit_n_embd=16", "--vit_n_head=2", "--n_layer=2", "--n_embd=16", "--n_head=2",
         "--block_size=100", "--batch_size=8", "--vit_batch_size=8", "--warmup_iters=5", "--eval_scenes=8",
         "--density=1", "--device='cpu'", "--vit_iters=30", "--max_iters=40", "--eval_interval=40",
@@ -26,9 +23,8 @@ def test_default_path_pretrains_label_free_and_evaluates(tmp_path):
         records.append({"id": f"img{i}", "turns": [("what colour is the square?", ["red", "green", "blue"][colour]),
                                                    ("which side is it on?", side)]})
     write_llava(records, images, str(tmp_path / "train.json"), str(tmp_path / "images"))
-    r = subprocess.run([sys.executable, "train.py", f"--data={str(tmp_path / 'train.json')!r}",
-                        f"--image_root={str(tmp_path / 'images')!r}", f"--out_dir={str(tmp_path / 'out')!r}"] + TINY,
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = run("train.py", f"--data={str(tmp_path / 'train.json')!r}", f"--image_root={str(tmp_path / 'images')!r}",
+            f"--out_dir={str(tmp_path / 'out')!r}", *TINY)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "stage 0: no scene graphs in this data, so the ViT pretrains label-free" in r.stdout
     log = [json.loads(line) for line in open(tmp_path / "out" / "log.jsonl")]

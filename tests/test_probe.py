@@ -1,8 +1,5 @@
 """probe.py: object tokens and their labels, var_share, a level that is the input patches, the script."""
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -17,6 +14,7 @@ from llm import GPTConfig
 import probe as probe_py
 from probe import PROBES, labels, owners, probe_levels, var_share
 from sparsecut import SparseCut, SparseCutConfig
+from tests.forkserver import run
 from tests.test_train import ROOT
 from vit import ViT, ViTConfig
 
@@ -24,8 +22,7 @@ KEYS = {f"{view}/{a}" for view, attributes in PROBES.items() for a in attributes
 
 
 def probe(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "probe.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return run("probe.py", *args)
 
 
 def test_an_object_token_is_at_least_half_one_object():

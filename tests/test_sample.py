@@ -1,19 +1,13 @@
 """sample.py on an image file, on a dataset scene, and on bad inputs."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_bad_inputs import run_all
-from tests.test_train import HANG, ROOT
+from tests.forkserver import run, run_all
 
 
 def sample(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=HANG)
+    return run("sample.py", *args)
 
 
 def test_sample_on_an_image_file(trained, tmp_path):

@@ -7,6 +7,8 @@ import sys
 import pytest
 import torch
 
+from tests.forkserver import run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--n_train=48", "--n_val=12", "--n_test=12", "--vit_n_layer=3", "--vit_n_embd=16", "--vit_n_head=2",
         "--n_layer=2", "--n_embd=16", "--n_head=2", "--block_size=100", "--batch_size=4", "--vit_batch_size=8",
@@ -15,10 +17,14 @@ HANG = 3600  # seconds: a guard against a hung process only, never a speed check
 
 
 def train(tmp, *args, out="out", check=True, runner=None):
-    cmd = (runner or [sys.executable]) + [os.path.join(ROOT, "train.py"), os.path.join(ROOT, "config", "shapes_cpu.py")]
+    """train.py on the tiny config: forked from the test server (tests/forkserver.py), or under runner."""
+    cmd = [os.path.join(ROOT, "train.py"), os.path.join(ROOT, "config", "shapes_cpu.py")]
     cmd += TINY + [f"--out_dir={tmp / out}", f"--data_dir={tmp / 'data'}"] + list(args)
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG,
-                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if runner is None:
+        r = run(*cmd)
+    else:
+        r = subprocess.run(runner + cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     if check:
         assert r.returncode == 0, r.stderr[-3000:]
     return r
@@ -121,9 +127,7 @@ def test_stages_chain_through_separate_configs(tmp_path):
     tiny = [a for a in TINY] + [f"--data_dir={tmp_path / 'data'}", "--eval_interval=100"]
 
     def stage(config, *args):
-        cmd = [sys.executable, "train.py", os.path.join("config", config)] + tiny + list(args)
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG,
-                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+        r = run("train.py", os.path.join("config", config), *tiny, *args)
         assert r.returncode == 0, r.stderr[-2000:]
         return r
 
@@ -138,9 +142,8 @@ def test_stages_chain_through_separate_configs(tmp_path):
 
 def test_gpu_config_builds_its_model(tmp_path):
     """config/shapes_gpu.py, on a CPU with a handful of scenes: data, model and wiring come up."""
-    r = subprocess.run([sys.executable, "train.py", "config/shapes_gpu.py", "--device='cpu'", "--compile=False",
-                        "--n_train=16", "--n_val=4", "--n_test=4", "--vit_iters=0", "--max_iters=0",
-                        f"--data_dir={str(tmp_path / 'data')!r}", f"--out_dir={str(tmp_path / 'out')!r}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=HANG, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    r = run("train.py", "config/shapes_gpu.py", "--device='cpu'", "--compile=False",
+            "--n_train=16", "--n_val=4", "--n_test=4", "--vit_iters=0", "--max_iters=0",
+            f"--data_dir={str(tmp_path / 'data')!r}", f"--out_dir={str(tmp_path / 'out')!r}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ViT (12 blocks" in r.stdout and "shortcuts=4" in r.stdout and "8 LLM layers" in r.stdout
