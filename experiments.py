@@ -64,7 +64,7 @@ VARIANTS = [
     ("norm", "concat_norm", dict(fusion="concat", shortcut="none", level_norm=True)),  # beyond the paper:
     ("norm", "sparsecut_norm", dict(SPARSECUT, level_norm=True)),               # a LayerNorm per level
     ("norm", "parallel_norm", dict(SPARSECUT, order="parallel", level_norm=True)),  # before the fusion
-    ("norm", "sparsecut_own", dict(SPARSECUT, shared_fusion=False)),  # beyond the paper: a fusion per level
+    ("fusion", "sparsecut_own", dict(SPARSECUT, shared_fusion=False)),  # beyond the paper: a fusion per level
 ]
 # what the shortcuts are worth (README "Results"): input-only fusion against every pattern, same ViT
 GROUPS = {"shortcuts": ["concat", "sparsecut", "parallel", "dense_bottom", "gated_dense", "density1",

@@ -11,12 +11,14 @@ loaded, runs the script with runpy and exits as Python would (traceback included
 import atexit
 import json
 import os
+import select
 import subprocess
 import sys
 from collections import namedtuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Result = namedtuple("Result", "returncode stdout stderr")
+HANG = 3600  # seconds: a guard against a hung script only, never a speed check (a loaded machine is slow)
 
 
 def serve():
@@ -70,6 +72,9 @@ def run(script, *args):
         atexit.register(_server.kill)
     _server.stdin.write(json.dumps([script, [str(a) for a in args]]) + "\n")
     _server.stdin.flush()
+    if not select.select([_server.stdout], [], [], HANG)[0]:
+        _server.kill()
+        raise AssertionError(f"{script} {args} did not finish in {HANG} s")
     line = _server.stdout.readline()
     assert line, f"the test fork server died running {script} {args}"
     return Result(*json.loads(line))
