@@ -320,3 +320,19 @@ def test_own_example_is_llava_data_the_reader_takes(tmp_path):
         dist = np.abs(img - np.array(COLOURS[colour])).sum(-1) < 60      # pixels close to the ball colour
         half = img.shape[1] // 2
         assert (dist[:, :half].sum() > dist[:, half:].sum()) == (side == "left")
+
+
+def test_sampling_curriculum_and_multi_object_weight(splits):
+    """Examples.sample: the curriculum draws one-object scenes only; multi_weight draws the
+    questions of 2+ object scenes that many times as often afterwards."""
+    import torch
+    from data.batches import Examples
+    records = splits["train"][2]
+    ex = Examples(get_tokenizer(), records, ["colour", "shape"], 0.0, 100)
+    multi = ex.n_objects > 1
+    assert 0 < multi.float().mean() < 1
+    g = torch.Generator().manual_seed(0)
+    assert not multi[ex.sample(500, g, one_object=True, multi_weight=3.0)].any()
+    share = lambda w: multi[ex.sample(20000, g, multi_weight=w)].float().mean().item()
+    p = multi.float().mean().item()
+    assert abs(share(1.0) - p) < 0.02 and abs(share(3.0) - 3 * p / (3 * p + 1 - p)) < 0.02
