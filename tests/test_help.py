@@ -16,6 +16,7 @@ SCRIPTS = [  # (script, a key's line in the help, the comment written next to it
     ("bench.py", "--repeats=21", "timings are the median of this many runs"),
     ("experiments.py", "--max_iters=2000", "steps of the VQA stage, the same for every variant"),
     ("probe.py", "--n_train=1000", "train scenes the probes are fitted on"),
+    ("evaluate.py", "--limit=0", "the first `limit` scenes, 0 = all"),
     ("data/shapes/prepare.py", "--question_types=''", "comma-separated, e.g. colour,shape"),
     ("data/shapes/legibility.py", "--n_train=4000", "scenes to fit the classifiers on"),
     ("data/own_example.py", "--n=1500", "pictures, three questions each"),
