@@ -14,7 +14,7 @@ import time
 import torch
 
 from data.batches import to_float
-from data.metrics import caption_f1, majority_baseline, vqa_accuracy
+from data.metrics import caption_f1, majority_baseline, normalise, vqa_accuracy
 from data.prompt import caption_prompt, vqa_prompt
 
 
@@ -157,9 +157,9 @@ def asked_about(question, objects):
 def error_analysis(rows, records):
     """rows: evaluate(..., keep_rows=True)["rows"]; records: the split's records. For each question
     type: accuracy by objects in the scene and, in scenes of 2+, by how the question names the
-    object and by its size; what the
-    wrong answers are (the value of another object in the scene = a binding error, another value of
-    the attribute = a perception error, or not a value of it at all); the most common confusions."""
+    object and by its size; what the wrong answers are (the value of another object in the scene =
+    a binding error, another value of the attribute = a perception error, or not a value of it at
+    all); the most common confusions."""
     acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
     wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
     confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
@@ -168,7 +168,8 @@ def error_analysis(rows, records):
         values[row["type"]].add(row["answer"])
     for row in rows:
         t, objects = row["type"], records[row["scene"]].get("objects", [])
-        ok = row["pred"].strip().lower().rstrip(".") == row["answer"].strip().lower()
+        pred = normalise(row["pred"])
+        ok = pred == normalise(row["answer"])
         o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
         cols = ["1 object" if len(objects) == 1 else "2+ objects"]
         if len(objects) > 1:  # binding: which object is meant matters only where there is a choice
@@ -178,10 +179,9 @@ def error_analysis(rows, records):
             acc[t][c].append(ok)
         if ok:
             continue
-        confusions[t][(row["answer"], row["pred"])] += 1
+        confusions[t][(row["answer"], pred)] += 1
         others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
-        kind = ("another object's" if row["pred"] in others else
-                f"another {t}" if row["pred"] in values[t] else f"not a {t}")
+        kind = ("another object's" if pred in others else f"another {t}" if pred in values[t] else f"not a {t}")
         wrong[t][kind] += 1
     return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
             "wrong": {t: dict(k) for t, k in wrong.items()},
@@ -219,6 +219,10 @@ def main(argv):
     from data.batches import load_dataset
     configure_or_exit(config, argv, "evaluate.py")
     c = config
+    if c["split"] not in ("test", "val", "compositional"):
+        sys.exit(f"evaluate.py: --split={c['split']!r}: use 'test', 'val' or 'compositional'")
+    if c["limit"] < 0:
+        sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
     try:
         check_device(c["device"])
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])
@@ -229,8 +233,6 @@ def main(argv):
     if splits.get(c["split"]) is None:
         sys.exit(f"evaluate.py: --split={c['split']!r} is not a split of this model's data; use one of "
                  f"{[k for k, v in splits.items() if v is not None]}")
-    if c["limit"] < 0:
-        sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
     data = splits[c["split"]]
     res = evaluate(model, ds.tok, data, ckpt["config"]["question_types"], c["device"], limit=c["limit"] or None,
                    keep_rows=True)

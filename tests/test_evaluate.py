@@ -49,4 +49,4 @@ def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
                                                ("evaluate.py", [f"--out_dir={trained / 'out'}", "--split=train"])])
     assert code == 0, err[-2000:]
     assert "overall" in out and "where the answers go wrong:" in out and "2+ objects" in out
-    assert bad != 0 and "not a split of this model's data" in msg.strip().splitlines()[-1]
+    assert bad != 0 and "use 'test', 'val' or 'compositional'" in msg.strip().splitlines()[-1]
