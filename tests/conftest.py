@@ -6,7 +6,7 @@ from tests.test_train import train
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """A tiny model trained through every stage once: out/ckpt.pt, out/vit.pt, and its data in data/."""
+    """A tiny model (stage 0, then 4 VQA steps), trained once for the session: out/ckpt.pt, out/vit.pt, data/."""
     tmp = tmp_path_factory.mktemp("trained")
     train(tmp, "--vit_iters=4", "--max_iters=4", "--eval_interval=4")
     return tmp
