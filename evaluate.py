@@ -16,6 +16,7 @@ import torch
 from data.batches import to_float
 from data.metrics import caption_f1, majority_baseline, normalise, vqa_accuracy
 from data.prompt import caption_prompt, vqa_prompt
+from data.shapes import render as R
 
 
 @torch.no_grad()
@@ -136,21 +137,23 @@ def measure_peak_flops(device, m, n, seconds=0.2):
 # -----------------------------------------------------------------------------
 # where the answers go wrong (shapes data: every question is about a scene graph)
 
+# a description's words -> the attribute each names ('large' -> 'size', 'red' -> 'colour', ...)
+VALUES = {w: k for k, ws in (("size", R.SIZES), ("colour", R.COLOURS), ("texture", R.TEXTURES), ("shape", R.SHAPES))
+          for w in ws}
+
+
 def asked_about(question, objects):
     """(the object a question names, how it names it) or (None, None): 'short' ('what shape is at
     the top left?'), 'position' ('the object at the top left') or 'description: size+shape' ('the
     large circle'; the attributes it uses)."""
-    from data.shapes import render as R
     q = question.lower().rstrip("?. ")
     for o in objects:
         where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
         if f" {where} " in f" {q} ":
             return o, ("position" if " object " in q or " thing " in q else "short")
-    vocab = {w: k for k, ws in (("size", R.SIZES), ("colour", R.COLOURS), ("texture", R.TEXTURES),
-                                ("shape", R.SHAPES)) for w in ws}
-    words = [w for w in q.split() if w in vocab]
-    fits = [o for o in objects if all(o[vocab[w]] == w for w in words)]
-    keys = [k for k in ("size", "colour", "texture", "shape") if k in {vocab[w] for w in words}]
+    words = [w for w in q.split() if w in VALUES]
+    fits = [o for o in objects if all(o[VALUES[w]] == w for w in words)]
+    keys = [k for k in ("size", "colour", "texture", "shape") if k in {VALUES[w] for w in words}]
     return (fits[0], "description: " + "+".join(keys)) if words and len(fits) == 1 else (None, None)
 
 

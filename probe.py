@@ -206,9 +206,9 @@ def path_gradients(model, images, records, question_types, batch=64):
     from data.tokenizer import get_tokenizer
     model.eval()
     names = [f"prefix (block {model.main_level})"] + [f"block {b} -> layer {l}" for b, l in model.shortcuts]
-    out = {}
+    out, tok = {}, get_tokenizer()
     for t in question_types:
-        ex = Examples(get_tokenizer(), records, [t], 0.0, model.llm.config.block_size - model.n_image_tokens)
+        ex = Examples(tok, records, [t], 0.0, model.llm.config.block_size - model.n_image_tokens)
         sums, n = {}, 0
         for i in range(0, len(ex.scene), batch):
             idx, targets, scene = ex.batch(torch.arange(i, min(i + batch, len(ex.scene))))

@@ -4,7 +4,7 @@ import pytest
 
 from data.shapes.prepare import make_split
 from evaluate import asked_about, error_analysis, format_errors
-from tests.forkserver import run_all
+from tests.forkserver import run
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_wrong_answers_are_sorted_into_binding_perception_and_nonsense(scenes):
 
 
 def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
-    (code, out, err), (bad, _, msg) = run_all([("evaluate.py", [f"--out_dir={trained / 'out'}", "--limit=4"]),
-                                               ("evaluate.py", [f"--out_dir={trained / 'out'}", "--split=train"])])
+    code, out, err = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4")
+    bad, _, msg = run("evaluate.py", f"--out_dir={trained / 'out'}", "--split=train")
     assert code == 0, err[-2000:]
     assert "overall" in out and "where the answers go wrong:" in out and "2+ objects" in out
     assert bad != 0 and "use 'test', 'val' or 'compositional'" in msg.strip().splitlines()[-1]

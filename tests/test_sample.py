@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.forkserver import run, run_all
+from tests.forkserver import run
 
 
 def sample(*args):
@@ -28,38 +28,26 @@ def test_sample_on_a_dataset_scene(trained):
     assert "scene test-00003" in r.stdout and "Q: describe the image. A:" in r.stdout
 
 
-BAD = [
+@pytest.mark.parametrize("args, message", [
     (["--image=/no/such.png"], "image not found"),
     (["--image=README.md"], "not a readable image"),
     (["--split=test", "--index=999"], "out of range"),
     (["--split=test", "--question=" + "what " * 80], "ask a shorter question"),
     ([], "nothing to look at"),
     (["--temprature=1"], "unknown config key 'temprature'"),
-]
+])
+def test_bad_inputs_are_clear_errors(trained, args, message):
+    r = sample(f"--out_dir={trained / 'out'}", *args)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert message in r.stderr.strip().splitlines()[-1], r.stderr
 
 
-@pytest.fixture(scope="module")
-def bad_runs(trained, tmp_path_factory):
-    """The bad commands, in processes forked from one that imported torch once (tests/test_bad_inputs.py)."""
-    t = tmp_path_factory.mktemp("ckpts")
-    (t / "corrupt").mkdir()
-    (t / "corrupt" / "ckpt.pt").write_bytes(b"\x00" * 100)
-    cases = [("sample.py", [f"--out_dir={trained / 'out'}", *args]) for args, _ in BAD]
-    cases += [("sample.py", [f"--out_dir={t / d}", "--split=test"]) for d in ("empty", "corrupt")]
-    return run_all(cases)
-
-
-@pytest.mark.parametrize("i", range(len(BAD)), ids=[m for _, m in BAD])
-def test_bad_inputs_are_clear_errors(bad_runs, i):
-    code, _, err = bad_runs[i]
-    assert code != 0 and "Traceback" not in err
-    assert BAD[i][1] in err.strip().splitlines()[-1], err
-
-
-def test_missing_or_corrupt_checkpoint(bad_runs):
-    (code, _, missing), (code2, _, corrupt) = bad_runs[len(BAD):]
-    assert code != 0 and "not found" in missing.strip().splitlines()[-1]
-    assert code2 != 0 and "not a readable checkpoint" in corrupt.strip().splitlines()[-1]
+def test_missing_or_corrupt_checkpoint(tmp_path):
+    r = sample(f"--out_dir={tmp_path}", "--split=test")
+    assert r.returncode != 0 and "not found" in r.stderr.strip().splitlines()[-1]
+    (tmp_path / "ckpt.pt").write_bytes(b"\x00" * 100)
+    r = sample(f"--out_dir={tmp_path}", "--split=test")
+    assert r.returncode != 0 and "not a readable checkpoint" in r.stderr.strip().splitlines()[-1]
 
 
 def test_missing_data_is_generated_from_the_checkpoint_settings(trained, tmp_path):
