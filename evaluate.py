@@ -5,6 +5,7 @@ Run on its own, it scores a trained model again and says where its answers go wr
 
     python evaluate.py                      # out/ckpt.pt on its test split: the table, then the errors
     python evaluate.py --split=compositional --out_dir=out/lab
+    python evaluate.py --split=train --limit=1000   # the same table on scenes it trained on
 """
 import collections
 import os
@@ -210,7 +211,7 @@ def format_errors(analysis):
 # -----------------------------------------------------------------------------
 # python evaluate.py: score a checkpoint again, on the data it was trained with, and show its errors
 out_dir = "out"          # where train.py wrote ckpt.pt
-split = "test"           # 'test' | 'val' | 'compositional' (shapes data), 'test' for own data
+split = "test"           # 'test' | 'val' | 'compositional' (shapes data) | 'train' (learned or memorised?)
 limit = 0                # the first `limit` scenes, 0 = all
 device = "cpu"
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
@@ -222,8 +223,8 @@ def main(argv):
     from data.batches import load_dataset
     configure_or_exit(config, argv, "evaluate.py")
     c = config
-    if c["split"] not in ("test", "val", "compositional"):
-        sys.exit(f"evaluate.py: --split={c['split']!r}: use 'test', 'val' or 'compositional'")
+    if c["split"] not in ("test", "val", "compositional", "train"):
+        sys.exit(f"evaluate.py: --split={c['split']!r}: use 'test', 'val', 'compositional' or 'train'")
     if c["limit"] < 0:
         sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
     try:
@@ -232,7 +233,7 @@ def main(argv):
         ds = load_dataset(ckpt["config"])
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"evaluate.py: {e}")
-    splits = {"test": ds.test, "val": ds.val, "compositional": ds.compositional}
+    splits = {"test": ds.test, "val": ds.val, "compositional": ds.compositional, "train": ds.train}
     if splits.get(c["split"]) is None:
         sys.exit(f"evaluate.py: --split={c['split']!r} is not a split of this model's data; use one of "
                  f"{[k for k, v in splits.items() if v is not None]}")

@@ -52,6 +52,9 @@ class SparseCutConfig:
                              "positions: use shortcut='none' with it")
         if self.shortcut == "deepstack" and self.fusion != "mlp":
             raise ValueError("shortcut='deepstack' projects single crop tokens: use it with fusion='mlp'")
+        if self.shortcut == "deepstack" and not self.shared_fusion and self.pairs is None:
+            raise ValueError("shortcut='deepstack' takes every shortcut from the main level, so there is no "
+                             "other level to give its own fusion: use shared_fusion=True with it")
         if not -self.vit.n_layer <= self.main_level < self.vit.n_layer:
             raise ValueError(f"main_level={self.main_level} is outside the ViT's {self.vit.n_layer} blocks")
         if self.pairs is not None:

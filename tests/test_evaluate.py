@@ -46,7 +46,9 @@ def test_wrong_answers_are_sorted_into_binding_perception_and_nonsense(scenes):
 
 def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
     code, out, err = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4")
-    bad, _, msg = run("evaluate.py", f"--out_dir={trained / 'out'}", "--split=train")
+    seen, out_train, err_train = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4", "--split=train")
+    bad, _, msg = run("evaluate.py", f"--out_dir={trained / 'out'}", "--split=training")
     assert code == 0, err[-2000:]
     assert "overall" in out and "where the answers go wrong:" in out and "2+ objects" in out
-    assert bad != 0 and "use 'test', 'val' or 'compositional'" in msg.strip().splitlines()[-1]
+    assert seen == 0 and "overall" in out_train and out_train != out, err_train[-2000:]  # other scenes, other answers
+    assert bad != 0 and "use 'test', 'val', 'compositional' or 'train'" in msg.strip().splitlines()[-1]

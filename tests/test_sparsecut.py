@@ -330,6 +330,8 @@ def test_deepstack_adds_the_4_crop_groups_to_layers_0_to_3_at_n_tokens():
         torch.testing.assert_close(inject[k], model.fusion.mlp(group))
     with pytest.raises(ValueError, match="fusion='mlp'"):
         tiny_config(fusion="concat", shortcut="deepstack")
+    with pytest.raises(ValueError, match="shared_fusion=True"):
+        tiny_config(fusion="mlp", shortcut="deepstack", shared_fusion=False)
     with pytest.raises(ValueError, match="at least 4 LLM layers"):
         shortcut_pattern("deepstack", 2, "u", 6, 3)
 
