@@ -215,6 +215,7 @@ split = "test"           # 'test' | 'val' | 'compositional' (shapes data) | 'tra
 limit = 0                # the first `limit` scenes, 0 = all
 device = "cpu"
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+SPLITS = ("test", "val", "compositional", "train")  # the values --split takes
 
 
 def main(argv):
@@ -223,7 +224,7 @@ def main(argv):
     from data.batches import load_dataset
     configure_or_exit(config, argv, "evaluate.py")
     c = config
-    if c["split"] not in ("test", "val", "compositional", "train"):
+    if c["split"] not in SPLITS:  # before the model and data load: a typo costs nothing
         sys.exit(f"evaluate.py: --split={c['split']!r}: use 'test', 'val', 'compositional' or 'train'")
     if c["limit"] < 0:
         sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
@@ -233,7 +234,7 @@ def main(argv):
         ds = load_dataset(ckpt["config"])
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"evaluate.py: {e}")
-    splits = {"test": ds.test, "val": ds.val, "compositional": ds.compositional, "train": ds.train}
+    splits = {k: getattr(ds, k) for k in SPLITS}  # own data has no compositional split
     if splits.get(c["split"]) is None:
         sys.exit(f"evaluate.py: --split={c['split']!r} is not a split of this model's data; use one of "
                  f"{[k for k, v in splits.items() if v is not None]}")

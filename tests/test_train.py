@@ -7,13 +7,12 @@ import sys
 import pytest
 import torch
 
-from tests.forkserver import run
+from tests.forkserver import HANG, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--n_train=48", "--n_val=12", "--n_test=12", "--vit_n_layer=3", "--vit_n_embd=16", "--vit_n_head=2",
         "--n_layer=2", "--n_embd=16", "--n_head=2", "--block_size=100", "--batch_size=4", "--vit_batch_size=8",
         "--warmup_iters=2", "--eval_scenes=4", "--density=1", "--device='cpu'"]
-HANG = 3600  # seconds: a guard against a hung process only, never a speed check (a loaded machine is slow)
 
 
 def train(tmp, *args, out="out", check=True, runner=None):
