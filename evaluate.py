@@ -6,9 +6,11 @@ Run on its own, it scores a trained model again and says where its answers go wr
     python evaluate.py                      # out/ckpt.pt on its test split: the table, then the errors
     python evaluate.py --split=compositional --out_dir=out/lab
     python evaluate.py --split=train --limit=1000   # the same table on scenes it trained on
+    python evaluate.py --paraphrase=True     # the test scenes' held-out wordings, accuracy per wording
 """
 import collections
 import os
+import re
 import sys
 import time
 
@@ -85,16 +87,17 @@ def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
     are batched together, so no padding ever shifts the text positions."""
     groups = collections.defaultdict(list)
     for j, (i, prompt) in enumerate(jobs):
-        groups[tuple(tok.encode_ordinary(prompt))].append((j, i))
+        ids = tok.encode_ordinary(prompt)
+        groups[len(ids)].append((j, i, ids))
     out = [None] * len(jobs)
     budget = model.llm.config.block_size - model.n_image_tokens
-    for ids, members in groups.items():
-        scenes = torch.tensor([i for _, i in members])
-        idx = torch.tensor(ids, device=device).expand(len(members), -1)       # (B, T)
+    for T, members in groups.items():
+        scenes = torch.tensor([i for _, i, _ in members])
+        idx = torch.tensor([ids for _, _, ids in members], device=device)    # (B, T)
         f = {b: v[scenes] for b, v in feats.items()}
-        gen = model.generate(None, idx, min(max_new_tokens, budget - len(ids)), temperature=0.0,
-                             stop_token=tok.eot_token, feats=f)[:, len(ids):]
-        for (j, _), row in zip(members, gen.tolist()):
+        gen = model.generate(None, idx, min(max_new_tokens, budget - T), temperature=0.0,
+                             stop_token=tok.eot_token, feats=f)[:, T:]
+        for (j, _, _), row in zip(members, gen.tolist()):
             out[j] = tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip()
     return out
 
@@ -152,7 +155,7 @@ def asked_about(question, objects):
         where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
         if f" {where} " in f" {q} ":
             return o, ("position" if " object " in q or " thing " in q else "short")
-    words = [w for w in q.split() if w in VALUES]
+    words = [w for w in re.findall(r"[a-z]+", q) if w in VALUES]
     fits = [o for o in objects if all(o[VALUES[w]] == w for w in words)]
     keys = [k for k in ("size", "colour", "texture", "shape") if k in {VALUES[w] for w in words}]
     return (fits[0], "description: " + "+".join(keys)) if words and len(fits) == 1 else (None, None)
@@ -192,6 +195,15 @@ def error_analysis(rows, records):
             "confusions": {t: c.most_common(4) for t, c in confusions.items()}}
 
 
+def by_wording(rows):
+    """Accuracy per question type and wording (the question's first three words), worst first."""
+    hits = collections.defaultdict(list)
+    for row in rows:
+        hits[(row["type"], " ".join(row["question"].split()[:3]))].append(normalise(row["pred"]) == normalise(row["answer"]))
+    return "\n".join(f"{t:<10}{w + ' ...':<26}{sum(h) / len(h):.3f} (n={len(h)})"
+                     for (t, w), h in sorted(hits.items(), key=lambda kv: sum(kv[1]) / len(kv[1])))
+
+
 def format_errors(analysis):
     lines = []
     for t in sorted(analysis["accuracy"]):
@@ -213,8 +225,9 @@ def format_errors(analysis):
 out_dir = "out"          # where train.py wrote ckpt.pt
 split = "test"           # 'test' | 'val' | 'compositional' (shapes data) | 'train' (learned or memorised?)
 limit = 0                # the first `limit` scenes, 0 = all
+paraphrase = False       # ask the test scenes' held-out wordings (qa_paraphrase) instead
 device = "cpu"
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
 SPLITS = ("test", "val", "compositional", "train")  # the values --split takes
 
 
@@ -239,9 +252,15 @@ def main(argv):
         sys.exit(f"evaluate.py: --split={c['split']!r} is not a split of this model's data; use one of "
                  f"{[k for k, v in splits.items() if v is not None]}")
     data = splits[c["split"]]
+    if c["paraphrase"] and not any("qa_paraphrase" in r for r in data.records):
+        sys.exit(f"evaluate.py: the {c['split']} split has no held-out wordings: use --split=test with --paraphrase=True")
     res = evaluate(model, ds.tok, data, ckpt["config"]["question_types"], c["device"], limit=c["limit"] or None,
-                   keep_rows=True)
+                   keep_rows=True, qa_key="qa_paraphrase" if c["paraphrase"] else "qa",
+                   captions=0 if c["paraphrase"] else None)
     print(format_table(res))
+    if c["paraphrase"]:
+        print("\nby wording (the question's first three words), worst first:")
+        print(by_wording(res["rows"]))
     if any("objects" in r for r in data.records):
         print("\nwhere the answers go wrong:")
         print(format_errors(error_analysis(res["rows"], data.records)))

@@ -42,9 +42,9 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cache=None, n_prefix=0):
+    def forward(self, x, cache=None, mask=None):
         """x: (B, T, C). cache: None, or a dict this layer extends with its keys/values.
-        n_prefix > 0: the first n_prefix positions attend to each other bidirectionally."""
+        mask: None (causal), or (B or 1, 1, T, T) bool, True where a query may attend (GPT.forward)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
@@ -56,9 +56,7 @@ class CausalSelfAttention(nn.Module):
                 v = torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
         dropout = self.attn_dropout if self.training else 0.0
-        if past == 0 and n_prefix > 0:
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            mask[:n_prefix, :n_prefix] = True                  # the image is not a sequence
+        if past == 0 and mask is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         elif past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
@@ -92,8 +90,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None, n_prefix=0):
-        x = x + self.attn(self.ln_1(x), cache, n_prefix)
+    def forward(self, x, cache=None, mask=None):
+        x = x + self.attn(self.ln_1(x), cache, mask)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -129,24 +127,41 @@ class GPT(nn.Module):
         """An empty KV cache: one dict per layer, filled by forward(..., cache=...)."""
         return [dict() for _ in range(self.config.n_layer)]
 
-    def forward(self, idx, targets=None, prefix=None, inject=None, cache=None):
+    def forward(self, idx, targets=None, prefix=None, inject=None, cache=None, segments=None):
         """
-        idx:     (B, T) token ids.
-        targets: (B, T) next-token ids, -1 where no loss is wanted (e.g. the prompt).
-        prefix:  (B, N, C) embeddings placed before the text (image tokens, positions 0..N-1).
-        inject:  {layer: (B, N, C)} added at the prefix positions just before block `layer`.
-        cache:   None, or a list from new_cache(); positions continue after what it holds.
+        idx:      (B, T) token ids.
+        targets:  (B, T) next-token ids, -1 where no loss is wanted (e.g. the prompt).
+        prefix:   (B, N, C) embeddings placed before the text (image tokens, positions 0..N-1).
+        inject:   {layer: (B, N, C)} added at the prefix positions just before block `layer`.
+        cache:    None, or a list from new_cache(); positions continue after what it holds.
+        segments: None, or (B, T) ints, 0, 1, ...: several questions about one image in one row
+                  (train.py's `pack`). Each segment sees the prefix and itself only, at the positions
+                  it would have alone, so it computes exactly what it would alone.
         Returns (logits (B, T, V) for the text positions, loss or None).
         """
         B, T = idx.shape
         N = 0 if prefix is None else prefix.size(1)
         past = 0 if cache is None or "k" not in cache[0] else cache[0]["k"].size(2)
-        if past + N + T > self.config.block_size:
-            raise ValueError(f"sequence of {past + N + T} tokens (image {N} + text {past + T}) is longer "
+        t = torch.arange(T, device=idx.device)
+        if segments is None:
+            pos = torch.arange(past, past + N + T, device=idx.device)          # (N+T,)
+        else:  # each segment's positions restart after the image
+            starts = torch.where(segments != F.pad(segments, (1, 0), value=-1)[:, :-1], t, 0).cummax(1).values
+            pos = torch.cat([torch.arange(N, device=idx.device).expand(B, N), N + t - starts], 1)  # (B, N+T)
+        longest = past + N + T if segments is None else int(pos.max()) + 1
+        if longest > self.config.block_size:
+            raise ValueError(f"sequence of {longest} tokens (image {N} + text {longest - N}) is longer "
                              f"than block_size={self.config.block_size}: shorten the prompt or raise block_size")
         if inject and prefix is None:
             raise ValueError("inject needs a prefix: shortcuts are added at the image-token positions")
-        pos = torch.arange(past, past + N + T, device=idx.device)       # (N+T,)
+        mask = None  # causal
+        if past == 0 and (segments is not None or (self.config.prefix_bidirectional and N)):
+            seg = F.pad(t.new_zeros(B, T) if segments is None else segments, (N, 0), value=-1)  # (B, N+T), image -1
+            mask = torch.ones(N + T, N + T, dtype=torch.bool, device=idx.device).tril()
+            if self.config.prefix_bidirectional:
+                mask[:N, :N] = True                                      # the image is not a sequence
+            mask = mask & ((seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == -1))  # (B, N+T, N+T)
+            mask = mask[:, None]                                         # (B, 1, N+T, N+T)
         x = self.transformer.wte(idx)                                    # (B, T, C)
         if prefix is not None:
             x = torch.cat([prefix.to(x.dtype), x], dim=1)                # (B, N+T, C)
@@ -155,7 +170,7 @@ class GPT(nn.Module):
             if inject and i in inject:
                 # the sparse shortcut: image positions only, text untouched, length unchanged
                 x = torch.cat([x[:, :N] + inject[i].to(x.dtype), x[:, N:]], dim=1)  # (B, N+T, C)
-            x = block(x, None if cache is None else cache[i], N if self.config.prefix_bidirectional else 0)
+            x = block(x, None if cache is None else cache[i], mask)
         x = self.transformer.ln_f(x[:, N:])                              # (B, T, C) text only
         logits = self.lm_head(x)                                         # (B, T, V)
         loss = None

@@ -171,14 +171,15 @@ class SparseCut(nn.Module):
             inject[layer] = inject.get(layer, 0) + s
         return prefix, inject
 
-    def forward(self, images, idx, targets=None, feats=None):
-        """images (B, 3, 2S, 2S) in [0, 1] (or feats from encode()), idx (B, T), targets (B, T).
+    def forward(self, images, idx, targets=None, feats=None, segments=None):
+        """images (B, 3, 2S, 2S) in [0, 1] (or feats from encode()), idx (B, T), targets (B, T),
+        segments (B, T) or None: several questions about each image in one row (GPT.forward).
 
         Returns (logits (B, T, V), loss). The LLM sees N + T tokens whatever the fusion
         and the shortcuts: shortcuts add to image positions, they never lengthen the context.
         """
         prefix, inject = self.fuse(self.encode(images) if feats is None else feats)
-        return self.llm(idx, targets=targets, prefix=prefix, inject=inject)
+        return self.llm(idx, targets=targets, prefix=prefix, inject=inject, segments=segments)
 
     @torch.no_grad()
     def generate(self, images, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True,

@@ -51,7 +51,8 @@ eval_fraction = 0.1
 n_train, n_val, n_test = 10000, 1000, 1000
 min_objects, max_objects = 1, 2
 question_types = ["colour", "shape", "count", "position", "texture"]
-caption_frac = 0.2      # share of training samples that are captions
+caption_frac = 0.2      # share of training samples that are captions (with pack: of rows that also carry the caption)
+pack = False            # one row per scene with all its questions, each seeing only the image and itself
 curriculum_frac = 0.25  # the first share of steps sees one-object scenes only
 multi_weight = 1.0      # after the curriculum, questions about 2+ object scenes are drawn this many times as often
 # model
@@ -432,12 +433,20 @@ if freeze_vit:
 
 def text_loss(net, sampler, it, captions_only=False):
     one_object = it < curriculum_frac * schedule_len("tune", max_iters)  # a share of the schedule
-    ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only, multi_weight=multi_weight)
-    idx, tgt, scene = examples.batch(ix)
+    seg = None
+    if pack and not captions_only:  # the image tokens, most of a row, computed once for all its questions
+        scene = examples.sample_scenes(batch_size, sampler, one_object=one_object, multi_weight=multi_weight)
+        idx, tgt, seg = examples.pack(scene, torch.rand(batch_size, generator=sampler) < caption_frac)
+        seg = seg.to(device)
+    else:
+        ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only,
+                             multi_weight=multi_weight)
+        idx, tgt, scene = examples.batch(ix)
     if feats is not None:
         f = {b: v[scene].to(device).float() for b, v in feats.items()}
-        return net(None, idx.to(device), tgt.to(device), feats=f)[1]
-    return net(to_float(ds.train.images[train_ix[scene.numpy()]]).to(device), idx.to(device), tgt.to(device))[1]
+        return net(None, idx.to(device), tgt.to(device), feats=f, segments=seg)[1]
+    return net(to_float(ds.train.images[train_ix[scene.numpy()]]).to(device), idx.to(device), tgt.to(device),
+               segments=seg)[1]
 
 
 try:
@@ -463,7 +472,8 @@ def val_eval():
     return res["vqa"]["overall"]
 
 
-flops_text = model.estimate_flops(examples.max_len)
+flops_text = model.estimate_flops(max(int(examples.len[ex].sum()) for ex in examples.examples_of) if pack
+                                  else examples.max_len)  # the longest row
 step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
 if align_iters and (resume is None or resume["stage"] == "align"):
     # stage 1: only the fusion learns to speak the LLM's language (run_stage freezes the rest)

@@ -118,6 +118,12 @@ class Examples:
         w_cap = caption_frac / n_cap if n_cap else 0.0
         w_q = (1 - caption_frac if n_cap else 1.0) / max(1, len(rows) - n_cap)
         self.weights = torch.where(self.is_caption, w_cap, w_q)
+        # per scene, for pack(): its examples (questions first, the caption last), how many are questions
+        self.pad = tok.eot_token
+        ends = torch.bincount(self.scene, minlength=len(records)).cumsum(0).tolist()  # scenes are contiguous
+        self.examples_of = [torch.arange(a, b) for a, b in zip([0] + ends[:-1], ends)]
+        self.n_questions = [int((~self.is_caption[ex]).sum()) for ex in self.examples_of]
+        self.n_scene_objects = torch.tensor([len(r.get("objects", [])) for r in records])
 
     def sample(self, batch_size, generator, one_object=False, captions_only=False, multi_weight=1.0):
         """batch_size example indices, drawn with replacement (curriculum: one-object scenes first;
@@ -137,6 +143,40 @@ class Examples:
         """ix (B,) -> idx (B, T), targets (B, T), scene (B,), T trimmed to the longest example."""
         T = int(self.len[ix].max())
         return self.idx[ix, :T], self.targets[ix, :T], self.scene[ix]
+
+    # packing (train.py's `pack`): one row per scene, all its questions one after another, so the
+    # image tokens, most of a row, are computed once for five answers instead of once for each
+
+    def sample_scenes(self, batch_size, generator, one_object=False, multi_weight=1.0):
+        """batch_size scene indices, drawn with replacement among scenes with questions (one_object,
+        multi_weight: as sample())."""
+        has_q = torch.zeros(len(self.n_scene_objects), dtype=torch.bool)
+        has_q[self.scene[~self.is_caption]] = True
+        w = has_q.float()
+        if one_object and bool((self.n_scene_objects[has_q] == 1).any()):
+            w = w * (self.n_scene_objects == 1)
+        elif multi_weight != 1.0:
+            w = w * torch.where(self.n_scene_objects > 1, multi_weight, 1.0)
+        return torch.multinomial(w, batch_size, replacement=True, generator=generator)
+
+    def pack(self, scenes, with_caption):
+        """scenes (B,), with_caption (B,) bool -> idx, targets, segments, each (B, T): every question
+        of a scene (and its caption where with_caption) in one row, segment k the k-th of them;
+        padding is one more segment, with no loss. GPT.forward keeps the segments apart."""
+        rows = [self.examples_of[s][:None if cap else self.n_questions[s]]
+                for s, cap in zip(scenes.tolist(), with_caption.tolist())]
+        T = max(int(self.len[ex].sum()) for ex in rows)
+        idx = torch.full((len(rows), T), self.pad, dtype=torch.long)           # (B, T)
+        targets = torch.full((len(rows), T), -1, dtype=torch.long)
+        segments = torch.empty((len(rows), T), dtype=torch.long)
+        for b, ex in enumerate(rows):
+            t = 0
+            for k, e in enumerate(ex.tolist()):
+                n = int(self.len[e])
+                idx[b, t:t + n], targets[b, t:t + n], segments[b, t:t + n] = self.idx[e, :n], self.targets[e, :n], k
+                t += n
+            segments[b, t:] = len(ex)
+        return idx, targets, segments
 
 
 def stage0_targets(masks, records, n_side):

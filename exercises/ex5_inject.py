@@ -6,7 +6,8 @@ fused ViT level, a tensor (B, N, C), *added* to the residual stream at the N ima
 just before one chosen LLM layer runs:  h[:, :N] += inject[layer].
 Text positions are not touched and the sequence length never changes.
 
-Below is GPT.forward from llm.py without the cache, the loss and the shortcut. Replace the
+Below is GPT.forward from llm.py without the cache, the loss, the attention masks (packed
+questions, a bidirectional prefix: both off here) and the shortcut. Replace the
 `raise` in the loop with the shortcut (one line).
     gpt: llm.GPT, idx (B, T), prefix (B, N, C), inject {layer: (B, N, C)} -> logits (B, T, V)
 The check compares your logits with GPT.forward(idx, prefix=prefix, inject=inject):
@@ -30,5 +31,5 @@ def forward_with_inject(gpt, idx, prefix, inject):
         if i in inject:
             raise NotImplementedError("exercise 5: add inject[i] to the image positions of x here; "
                                       "see the docstring of exercises/ex5_inject.py")
-        x = block(x, None, N if gpt.config.prefix_bidirectional else 0)  # (B, N+T, C)
+        x = block(x)                                                 # (B, N+T, C), causal
     return gpt.lm_head(t.ln_f(x[:, N:]))                            # (B, T, V) text only

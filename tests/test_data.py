@@ -80,8 +80,9 @@ def find(objects, description):
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 COUNTS = {"how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
           "how many shapes are in the image?", "how many things are there?", "count the objects.",
-          "how many things do you see?", "what is the number of objects?"}
-ATTR = {"colour": "colour", "color": "colour", "hue": "colour", "shape": "shape", "size": "size", "big": "size",
+          "how many things do you see?", "what is the number of objects?", "count the number of objects.",
+          "count the number of shapes."}
+ATTR = {"colour": "colour", "color": "colour", "hue": "colour", "shape": "shape", "size": "size", "large": "size",
         "texture": "texture", "pattern": "texture"}
 RELATION = {"left of": lambda a, b: a["col"] < b["col"], "right of": lambda a, b: a["col"] > b["col"],
             "above": lambda a, b: a["row"] < b["row"], "below": lambda a, b: a["row"] > b["row"]}
@@ -100,19 +101,23 @@ def parse(question, objects):
 
     if question in COUNTS:
         return NUMBER_WORDS[len(objects)], None
-    for pattern in (r"(?:where is|where's|in which cell is|where can i find|what is the location of) the (.+?)(?: located)?\?",
-                    r"which cell is the (.+) in\?"):
+    for pattern in (r"(?:where is|where's|in which cell is|where can i find|what is the location of|what's the position of"
+                    r"|in which cell do you see) the (.+?)(?: located)?\?", r"which cell is the (.+) in\?",
+                    r"give the location of the (.+)\.", r"i am looking for the (.+): where is it\?",
+                    r"find the (.+): which cell is it in\?"):
         if m := re.fullmatch(pattern, question):
             (o,) = find(objects, m.group(1))
             return o["position"], o
-    for pattern in (r"(?:what is written|what number is|which digit is|what digit is written|read the number) on (.+)[?.]",
-                    r"what does (.+) say\?"):
+    for pattern in (r"(?:what is written|what number is|which digit is|what digit is written|read the number"
+                    r"|which digit can you read|say which digit is) on (.+)[?.]", r"what does (.+) say\?"):
         if m := re.fullmatch(pattern, question):
             o = named(m.group(1))
             return o["text"], o
-    if m := re.fullmatch(r"(?:is|does) the (.+?) (?:sit )?(?:to the )?(left of|right of|above|below|under) the (.+)\?", question):
-        (a,), (b,) = find(objects, m.group(1)), find(objects, m.group(3))
-        rel = {"under": "below"}.get(m.group(2), m.group(2))
+    rel = r"(?:to the )?(?P<rel>left of|right of|above|below|under)"
+    m = re.fullmatch(rf"is the (?P<a>.+?) {rel} the (?P<b>.+)\?", question)
+    if m := m or re.fullmatch(rf"looking at the (?P<b>.+), is the (?P<a>.+?) {rel} it\?", question):
+        (a,), (b,) = find(objects, m.group("a")), find(objects, m.group("b"))
+        rel = {"under": "below"}.get(m.group("rel"), m.group("rel"))
         return ("yes" if RELATION[rel](a, b) else "no"), None
     if m := re.fullmatch(r"(?:is there a|is there any|does the image contain a|can you see a|do you see a) (\w+) (\w+)\?", question):
         return ("yes" if find(objects, m.group(1) + " " + m.group(2)) else "no"), None
@@ -121,7 +126,8 @@ def parse(question, objects):
         return ("yes" if find(objects, m.group(1) + " " + shape) else "no"), None
     for pattern in (r"(?:what|which) (colour|color|shape|size|texture) is (.+)\?", r"what is the (\w+) of (.+)\?",
                     r"what (\w+) does (.+) have\?", r"what's the (\w+) of (.+)\?", r"tell me the (\w+) of (.+)\.",
-                    r"which (hue) is (.+)\?", r"how (big) is (.+)\?", r"which (pattern) is on (.+)\?"):
+                    r"which (hue) is (.+)\?", r"how (large) is (.+)\?", r"which (pattern) is on (.+)\?",
+                    r"tell me what (\w+) (.+) is\."):
         if m := re.fullmatch(pattern, question):
             o, attr = named(m.group(2)), ATTR[m.group(1)]
             assert o[attr] not in m.group(2).split(), question  # the question must not give its answer away
@@ -188,6 +194,10 @@ def test_held_out_wordings_never_in_training_text(many):
     paraphrases = {q["question"] for r in many["test"] for q in r["qa_paraphrase"]}
     training = {q["question"] for r in many["train"] for q in r["qa"]}
     assert paraphrases and not paraphrases & training
+    # new sentences, not new words: a model trained from scratch cannot know a word it never read
+    words = lambda text: set(re.findall(r"[a-z']+", text))
+    known = set().union(*(words(t) for t in training | {r["caption"] for r in many["train"]}))
+    assert set().union(*(words(q) for q in paraphrases)) <= known
 
 
 def test_compositional_pairs_only_in_their_split(many):
@@ -205,8 +215,10 @@ def test_compositional_pairs_only_in_their_split(many):
 def test_answers_are_balanced():
     _, _, records = make_split("train", 1500, seed=0)
     base = metrics.majority_baseline(records)
-    # texture: the 3 held-out shape x texture pairs are all non-solid, so solid is 4 of the 13 pairs left
-    chance = {"colour": 1 / 6, "shape": 1 / 4, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
+    # texture: the 3 held-out shape x texture pairs are all non-solid, so solid is 4 of the 13 pairs left;
+    # shape: the cross loses 1 of its 24 colour x texture pairs, the others 2 each (6 x 4 - 6 - 4 + 1 = 15
+    # left against 5 x 4 = 20), so cross is 20 of the 65 objects a scene can draw
+    chance = {"colour": 1 / 6, "shape": 20 / 65, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
               "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
     for t, c in chance.items():
         assert base[t] < c + 0.06, (t, base[t])
@@ -336,3 +348,24 @@ def test_sampling_curriculum_and_multi_object_weight(splits):
     share = lambda w: multi[ex.sample(20000, g, multi_weight=w)].float().mean().item()
     p = multi.float().mean().item()
     assert abs(share(1.0) - p) < 0.02 and abs(share(3.0) - 3 * p / (3 * p + 1 - p)) < 0.02
+
+
+def test_pack_puts_each_scenes_questions_in_one_row(splits):
+    """Examples.pack: a row holds every question of its scene (and its caption only where asked),
+    each as its own segment, tokens and targets as the unpacked examples; padding has no loss."""
+    import torch
+    from data.batches import Examples
+    records = splits["train"][2]
+    ex = Examples(get_tokenizer(), records, None, 0.2, 100)
+    scenes = torch.tensor([0, 5, 5])
+    idx, tgt, seg = ex.pack(scenes, torch.tensor([False, False, True]))
+    for b, s in enumerate(scenes.tolist()):
+        mine = ex.examples_of[s][:len(records[s]["qa"]) + (b == 2)]       # questions, then the caption
+        assert int(seg[b].max()) == len(mine) - 1 + (int(ex.len[mine].sum()) < idx.size(1))  # + padding
+        for k, e in enumerate(mine.tolist()):
+            n = int(ex.len[e])
+            assert torch.equal(idx[b][seg[b] == k], ex.idx[e, :n]) and torch.equal(tgt[b][seg[b] == k], ex.targets[e, :n])
+        assert (tgt[b][seg[b] == len(mine)] == -1).all()
+    assert ex.is_caption[ex.examples_of[5][-1]] and not ex.is_caption[ex.examples_of[5][:-1]].any()
+    g = torch.Generator().manual_seed(0)
+    assert (ex.n_scene_objects[ex.sample_scenes(200, g, one_object=True)] == 1).all()

@@ -1,8 +1,10 @@
 """evaluate.py: the error analysis (which object a question names, what kind each wrong answer
 is) on generated scenes, and `python evaluate.py` on a trained checkpoint."""
+import re
+
 import pytest
 
-from data.shapes.prepare import make_split
+from data.shapes.prepare import load_split, make_split
 from evaluate import asked_about, error_analysis, format_errors
 from tests.forkserver import run
 
@@ -23,7 +25,7 @@ def test_every_question_names_the_object_its_answer_belongs_to(scenes):
             assert o[q["type"]] == q["answer"], (q, o)  # the position type's answer is the object's position too
             named.add(how.split(":")[0])
             if how.startswith("description: "):  # the attributes it names by are all in the question
-                assert all(o[k] in q["question"].rstrip("?.").split() for k in how[13:].split("+")), (q, how)
+                assert all(o[k] in re.findall(r"[a-z]+", q["question"]) for k in how[13:].split("+")), (q, how)
     assert named == {"short", "position", "description"}
 
 
@@ -52,3 +54,33 @@ def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
     assert "overall" in out and "where the answers go wrong:" in out and "2+ objects" in out
     assert seen == 0 and "overall" in out_train and out_train != out, err_train[-2000:]  # other scenes, other answers
     assert bad != 0 and "use 'test', 'val', 'compositional' or 'train'" in msg.strip().splitlines()[-1]
+    # the held-out wordings, scored per wording: every one the test scenes were asked is listed
+    para, out_para, err_para = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4", "--paraphrase=True")
+    assert para == 0 and "by wording" in out_para, err_para[-2000:]
+    listed = out_para.split("worst first:")[1]
+    asked = [q for r in load_split(str(trained / "data"), "test")[2][:4] for q in r["qa_paraphrase"]]
+    assert asked and all(" ".join(q["question"].split()[:3]) + " ..." in listed for q in asked)
+    none, _, msg = run("evaluate.py", f"--out_dir={trained / 'out'}", "--split=val", "--paraphrase=True")
+    assert none != 0 and "no held-out wordings" in msg.strip().splitlines()[-1]
+
+
+def test_prompts_of_one_length_are_answered_together_as_each_alone():
+    """generate_grouped batches every prompt of the same token length, whatever its tokens and
+    scene: each answer must be the one the prompt gets alone."""
+    import torch
+    from data.tokenizer import get_tokenizer
+    from evaluate import generate_grouped
+    from sparsecut import SparseCut, SparseCutConfig
+    from tests.test_sparsecut import lively
+    tok = get_tokenizer()
+    torch.manual_seed(0)
+    model = lively(SparseCut(SparseCutConfig(
+        vit=dict(image_size=8, patch_size=4, n_layer=3, n_head=2, n_embd=16),
+        llm=dict(block_size=64, vocab_size=tok.n_vocab, n_layer=2, n_head=2, n_embd=16),
+        fusion="concat", shortcut="sparse", density=1)).eval(), 3.0)
+    feats = model.encode(torch.rand(3, 3, 16, 16))
+    jobs = [(0, "Q: what colour is the circle? A:"), (1, "Q: what shape is the circle? A:"),
+            (2, "Q: where is it? A:"), (1, "Q: what colour is the circle? A:"), (2, "Q: how many? A:")]
+    together = generate_grouped(model, tok, feats, jobs, "cpu", 5)
+    alone = [generate_grouped(model, tok, feats, [job], "cpu", 5)[0] for job in jobs]
+    assert together == alone and len(set(alone)) > 1

@@ -259,3 +259,28 @@ def test_prefix_bidirectional_lets_image_tokens_see_later_image_tokens_only():
     # and the KV cache still equals recompute
     gen = lively(bidir)
     torch.testing.assert_close(*(gen.generate(idx, 5, prefix=prefix, temperature=0, use_cache=u) for u in (True, False)))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_segments_compute_what_each_question_computes_alone(bidirectional):
+    """Packing: three questions after one image in one row give, token for token, the logits each
+    gives alone after that image (same positions, nothing seen of the other questions)."""
+    torch.manual_seed(0)
+    gpt = lively(tiny_gpt(prefix_bidirectional=bidirectional), 2.0)
+    prefix, inject = torch.randn(1, 4, C), {1: torch.randn(1, 4, C)}
+    parts = [torch.randint(V, (1, n)) for n in (5, 3, 7)]
+    packed = torch.cat(parts, 1)                                                     # (1, 15)
+    segments = torch.cat([torch.full((1, p.size(1)), k) for k, p in enumerate(parts)], 1)
+    with torch.no_grad():
+        together, _ = gpt(packed, prefix=prefix, inject=inject, segments=segments)
+        alone = torch.cat([gpt(p, prefix=prefix, inject=inject)[0] for p in parts], 1)
+        mixed, _ = gpt(packed, prefix=prefix, inject=inject)                         # no segments: one text
+    torch.testing.assert_close(together, alone)
+    assert not torch.allclose(mixed[:, 5:], alone[:, 5:])  # without them the later questions see the earlier
+    # block_size bounds the longest segment, not the row: 4 + 7 tokens fit 11, 4 + 15 would not
+    small = tiny_gpt(block_size=11)
+    small.load_state_dict(gpt.state_dict() | {"transformer.wpe.weight": gpt.transformer.wpe.weight[:11]})
+    with torch.no_grad():
+        small(packed, prefix=prefix, segments=segments)
+    with pytest.raises(ValueError, match="block_size=11"):
+        small(packed, prefix=prefix)

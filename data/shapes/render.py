@@ -17,7 +17,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-VERSION = 2  # bump when a change here changes the generated data (invalidates cached data)
+VERSION = 4  # bump when a change here changes the generated data (invalidates cached data)
 
 SHAPES = ["circle", "square", "triangle", "cross"]
 # well separated colours, every channel in [40, 195] so the texture offsets (-40..+60) fit in uint8
@@ -193,29 +193,37 @@ def caption(objects):
 # original template. Answers never depend on the phrasing.
 PHRASINGS = {
     "attribute": ["what {attr} is {ref}?", "which {attr} is {ref}?", "what is the {attr} of {ref}?",
-                  "what {attr} does {ref} have?", "what {attr} is {where}?"],
+                  "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is."],
+    # more words people use (hue, pattern, location, ...), each in a wording of its own: a model
+    # trained from scratch knows no word its training text never had (README: paraphrase)
+    "colour": ["what is the hue of {ref}?", "what hue does {ref} have?"],
+    "texture": ["what is the pattern of {ref}?", "what pattern does {ref} have?"],
     "text": ["what is written on {ref}?", "what number is on {ref}?", "which digit is on {ref}?",
-             "what digit is written on {ref}?"],
+             "what digit is written on {ref}?", "which digit can you read on {ref}?", "say which digit is on {ref}."],
     "count": ["how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
-              "how many shapes are in the image?", "how many things are there?", "count the objects."],
+              "how many shapes are in the image?", "how many things are there?", "count the objects.",
+              "count the number of objects.", "count the number of shapes."],
     "position": ["where is the {desc}?", "where's the {desc}?", "which cell is the {desc} in?",
-                 "in which cell is the {desc}?", "where is the {desc} located?"],
+                 "in which cell is the {desc}?", "where is the {desc} located?", "what's the position of the {desc}?",
+                 "give the location of the {desc}.", "in which cell do you see the {desc}?",
+                 "i am looking for the {desc}: where is it?", "find the {desc}: which cell is it in?"],
     "relation": ["is the {a} {rel} the {b}?"],
     "existence": ["is there a {c} {s}?", "is there any {c} {s}?", "are there any {c} {ss}?",
                   "does the image contain a {c} {s}?"],
 }
 # Held out: never used for train/val/test questions, only for the test split's "qa_paraphrase"
 # (same types, same scene, answers from the same scene graph), to measure whether the model
-# understands a question it has never seen worded that way.
+# understands a question it has never seen worded that way. Each is a new sentence made of words
+# the training text has (tests/test_data.py checks it): no model can know a word it never saw.
 HELD_OUT_PHRASINGS = {
     "colour": ["which hue is {ref}?", "tell me the {attr} of {ref}.", "what's the {attr} of {ref}?"],
     "shape": ["what's the {attr} of {ref}?", "tell me the {attr} of {ref}."],
-    "size": ["how big is {ref}?", "what's the {attr} of {ref}?"],
+    "size": ["how large is {ref}?", "what's the {attr} of {ref}?"],
     "texture": ["which pattern is on {ref}?", "what's the {attr} of {ref}?", "tell me the {attr} of {ref}."],
     "text": ["what does {ref} say?", "read the number on {ref}."],
     "count": ["how many things do you see?", "what is the number of objects?"],
     "position": ["what is the location of the {desc}?", "where can i find the {desc}?"],
-    "relation": ["does the {a} sit {rel} the {b}?"],
+    "relation": ["looking at the {b}, is the {a} {rel} it?"],
     "existence": ["can you see a {c} {s}?", "do you see a {c} {s}?"],
 }
 ATTRIBUTE_WORDS = {"colour": ["colour", "color"], "shape": ["shape"], "size": ["size"], "texture": ["texture"]}
@@ -277,7 +285,7 @@ def ask(qtype, objects, rng, held_out=False, target=None):
     if held_out:
         template = pick(HELD_OUT_PHRASINGS[qtype])
     else:
-        template = pick(PHRASINGS["attribute" if qtype in ATTRIBUTE_WORDS else qtype])
+        template = pick(PHRASINGS["attribute"] + PHRASINGS.get(qtype, []) if qtype in ATTRIBUTE_WORDS else PHRASINGS[qtype])
     if qtype in ATTRIBUTE_WORDS:
         o = target if target is not None else pick(objects)
         ref = "" if "{where}" in template else name(o, exclude=qtype)
