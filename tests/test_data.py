@@ -216,8 +216,8 @@ def test_answers_are_balanced():
     _, _, records = make_split("train", 1500, seed=0)
     base = metrics.majority_baseline(records)
     # texture: the 3 held-out shape x texture pairs are all non-solid, so solid is 4 of the 13 pairs left;
-    # shape: the cross loses 1 of its 24 colour x texture pairs, the others 2 each (6 x 4 - 6 - 4 + 1 = 15
-    # left against 5 x 4 = 20), so cross is 20 of the 65 objects a scene can draw
+    # shape: the cross is in 1 held-out pair, the others in 2, so of their 24 colour x texture
+    # combinations the cross keeps 5 x 4 = 20, the others 6 x 4 - 6 - 4 + 1 = 15: cross is 20 of 65
     chance = {"colour": 1 / 6, "shape": 20 / 65, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
               "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
     for t, c in chance.items():
