@@ -122,17 +122,13 @@ class Examples:
         self.pad = tok.eot_token
         ends = torch.bincount(self.scene, minlength=len(records)).cumsum(0).tolist()  # scenes are contiguous
         self.examples_of = [torch.arange(a, b) for a, b in zip([0] + ends[:-1], ends)]
-        self.n_questions = [int((~self.is_caption[ex]).sum()) for ex in self.examples_of]
+        self.n_questions = torch.tensor([int((~self.is_caption[ex]).sum()) for ex in self.examples_of])
         self.n_scene_objects = torch.tensor([len(r.get("objects", [])) for r in records])
 
     def sample(self, batch_size, generator, one_object=False, captions_only=False, multi_weight=1.0):
         """batch_size example indices, drawn with replacement (curriculum: one-object scenes first;
         multi_weight: questions about scenes of 2+ objects, where binding is learned, drawn more often)."""
-        w = self.weights
-        if one_object and bool((self.n_objects == 1).any()):
-            w = w * (self.n_objects == 1)
-        elif multi_weight != 1.0:
-            w = w * torch.where(self.n_objects > 1, multi_weight, 1.0)
+        w = reweight(self.weights, self.n_objects, one_object, multi_weight)
         if captions_only:
             if not bool(self.is_caption.any()):
                 raise ValueError("a captions-only stage needs captions: set caption_frac > 0 (shapes data)")
@@ -150,20 +146,14 @@ class Examples:
     def sample_scenes(self, batch_size, generator, one_object=False, multi_weight=1.0):
         """batch_size scene indices, drawn with replacement among scenes with questions (one_object,
         multi_weight: as sample())."""
-        has_q = torch.zeros(len(self.n_scene_objects), dtype=torch.bool)
-        has_q[self.scene[~self.is_caption]] = True
-        w = has_q.float()
-        if one_object and bool((self.n_scene_objects[has_q] == 1).any()):
-            w = w * (self.n_scene_objects == 1)
-        elif multi_weight != 1.0:
-            w = w * torch.where(self.n_scene_objects > 1, multi_weight, 1.0)
+        w = reweight((self.n_questions > 0).float(), self.n_scene_objects, one_object, multi_weight)
         return torch.multinomial(w, batch_size, replacement=True, generator=generator)
 
     def pack(self, scenes, with_caption):
         """scenes (B,), with_caption (B,) bool -> idx, targets, segments, each (B, T): every question
         of a scene (and its caption where with_caption) in one row, segment k the k-th of them;
         padding is one more segment, with no loss. GPT.forward keeps the segments apart."""
-        rows = [self.examples_of[s][:None if cap else self.n_questions[s]]
+        rows = [self.examples_of[s][:None if cap else int(self.n_questions[s])]
                 for s, cap in zip(scenes.tolist(), with_caption.tolist())]
         T = max(int(self.len[ex].sum()) for ex in rows)
         idx = torch.full((len(rows), T), self.pad, dtype=torch.long)           # (B, T)
@@ -177,6 +167,16 @@ class Examples:
                 t += n
             segments[b, t:] = len(ex)
         return idx, targets, segments
+
+
+def reweight(w, n_objects, one_object, multi_weight):
+    """Draw weights w (one per example or scene) under the curriculum (one_object: only what shows
+    one object, if anything drawable does) or, after it, multi_weight on what shows 2+ objects."""
+    if one_object and bool(((n_objects == 1) & (w > 0)).any()):
+        return w * (n_objects == 1)
+    if multi_weight != 1.0:
+        return w * torch.where(n_objects > 1, multi_weight, 1.0)
+    return w
 
 
 def stage0_targets(masks, records, n_side):
