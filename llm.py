@@ -137,7 +137,8 @@ class GPT(nn.Module):
         segments: None, or (B, T) ints, 0, 1, ...: several questions about one image in one row
                   (train.py's `pack`). Each segment sees the prefix and itself only, at the positions
                   it would have alone, so it computes exactly what it would alone.
-        Returns (logits (B, T, V) for the text positions, loss or None).
+        Returns (logits, loss): without targets, logits (B, T, V) for the text positions and loss
+        None; with targets, only the positions that have one (targets >= 0) get logits, (n, V).
         """
         B, T = idx.shape
         N = 0 if prefix is None else prefix.size(1)
@@ -172,11 +173,13 @@ class GPT(nn.Module):
                 x = torch.cat([x[:, :N] + inject[i].to(x.dtype), x[:, N:]], dim=1)  # (B, N+T, C)
             x = block(x, None if cache is None else cache[i], mask)
         x = self.transformer.ln_f(x[:, N:])                              # (B, T, C) text only
-        logits = self.lm_head(x)                                         # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                                   ignore_index=-1)
+        if targets is None:
+            return self.lm_head(x), None                                 # (B, T, V)
+        # training: the prompt has no loss, so only the positions with a target need the vocabulary
+        # projection (in a packed row, about 1 in 5 text positions; the head is the widest matmul)
+        keep = targets >= 0                                              # (B, T)
+        logits = self.lm_head(x[keep])                                   # (n, V)
+        loss = F.cross_entropy(logits.float(), targets[keep]) if keep.any() else logits.sum() * 0.0
         return logits, loss
 
     @torch.no_grad()

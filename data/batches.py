@@ -155,17 +155,21 @@ class Examples:
         padding is one more segment, with no loss. GPT.forward keeps the segments apart."""
         rows = [self.examples_of[s][:None if cap else int(self.n_questions[s])]
                 for s, cap in zip(scenes.tolist(), with_caption.tolist())]
-        T = max(int(self.len[ex].sum()) for ex in rows)
+        ex = torch.cat(rows)                                                   # (E,) every example, row by row
+        per_row = torch.tensor([len(r) for r in rows])                         # (B,) examples per row
+        n = self.len[ex]                                                       # (E,) tokens per example
+        row = torch.repeat_interleave(torch.arange(len(rows)), per_row)        # (E,) its row
+        k = torch.arange(len(ex)) - torch.repeat_interleave(per_row.cumsum(0) - per_row, per_row)  # (E,) its segment
+        row_len = torch.zeros(len(rows), dtype=torch.long).index_add_(0, row, n)  # (B,)
+        start = n.cumsum(0) - n - torch.repeat_interleave(row_len.cumsum(0) - row_len, per_row)  # (E,) where it starts
+        e = torch.repeat_interleave(torch.arange(len(ex)), n)                  # each token's example
+        j = torch.arange(len(e)) - torch.repeat_interleave(n.cumsum(0) - n, n)  # its place in the example
+        b, t = row[e], start[e] + j                                            # its row and column
+        T = int(row_len.max())
         idx = torch.full((len(rows), T), self.pad, dtype=torch.long)           # (B, T)
         targets = torch.full((len(rows), T), -1, dtype=torch.long)
-        segments = torch.empty((len(rows), T), dtype=torch.long)
-        for b, ex in enumerate(rows):
-            t = 0
-            for k, e in enumerate(ex.tolist()):
-                n = int(self.len[e])
-                idx[b, t:t + n], targets[b, t:t + n], segments[b, t:t + n] = self.idx[e, :n], self.targets[e, :n], k
-                t += n
-            segments[b, t:] = len(ex)
+        segments = per_row[:, None].expand(-1, T).clone()                      # padding: one more segment
+        idx[b, t], targets[b, t], segments[b, t] = self.idx[ex[e], j], self.targets[ex[e], j], k[e]
         return idx, targets, segments
 
 

@@ -53,8 +53,11 @@ def test_shapes():
     idx = torch.randint(V, (2, 7))
     logits, loss = gpt(idx)
     assert logits.shape == (2, 7, V) and loss is None
-    logits, loss = gpt(idx, targets=idx, prefix=torch.randn(2, 5, C))
+    logits, loss = gpt(idx, prefix=torch.randn(2, 5, C))
     assert logits.shape == (2, 7, V)  # text positions only, not the prefix
+    targets = torch.where(torch.arange(7) >= 4, idx, -1)                  # a loss on the last 3 only
+    logits, loss = gpt(idx, targets=targets, prefix=torch.randn(2, 5, C))
+    assert logits.shape == (2 * 3, V)  # with targets: only the positions that have one
     assert loss.shape == () and loss.item() > 0
 
 
@@ -139,8 +142,9 @@ def test_loss_ignores_targets_minus_one():
     targets = torch.randint(V, (2, 8))
     keep = torch.rand(2, 8) < 0.5
     keep[0, 0] = True
-    logits, loss = gpt(idx, targets=torch.where(keep, targets, -1))
-    expected = F.cross_entropy(logits[keep], targets[keep])
+    _, loss = gpt(idx, targets=torch.where(keep, targets, -1))
+    with torch.no_grad():
+        expected = F.cross_entropy(gpt(idx)[0][keep], targets[keep])  # from every position's logits
     torch.testing.assert_close(loss, expected)
     _, loss_all = gpt(idx, targets=targets)
     assert not torch.allclose(loss, loss_all)
