@@ -81,7 +81,7 @@ NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "
 COUNTS = {"how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
           "how many shapes are in the image?", "how many things are there?", "count the objects.",
           "how many things do you see?", "what is the number of objects?", "count the number of objects.",
-          "count the number of shapes."}
+          "count the number of shapes.", "how many objects do you see?", "how many shapes can you see?"}
 ATTR = {"colour": "colour", "color": "colour", "hue": "colour", "shape": "shape", "size": "size", "large": "size",
         "texture": "texture", "pattern": "texture"}
 RELATION = {"left of": lambda a, b: a["col"] < b["col"], "right of": lambda a, b: a["col"] > b["col"],
@@ -127,6 +127,7 @@ def parse(question, objects):
     for pattern in (r"(?:what|which) (colour|color|shape|size|texture) is (.+)\?", r"what is the (\w+) of (.+)\?",
                     r"what (\w+) does (.+) have\?", r"what's the (\w+) of (.+)\?", r"tell me the (\w+) of (.+)\.",
                     r"which (hue) is (.+)\?", r"how (large) is (.+)\?", r"which (pattern) is on (.+)\?",
+                    r"what's the (\w+) ((?:at|in) the .+)\?",
                     r"tell me what (\w+) (.+) is\."):
         if m := re.fullmatch(pattern, question):
             o, attr = named(m.group(2)), ATTR[m.group(1)]
@@ -173,7 +174,7 @@ def test_every_wording_is_answered_from_the_scene_graph(many):
 
 def template_pattern(template):
     words = "|".join(w for ws in R.ATTRIBUTE_WORDS.values() for w in ws)
-    pattern = re.escape(template).replace(r"\{attr\}", f"(?:{words})")
+    pattern = re.escape(template).replace(r"\{attr\}", f"(?:{words})").replace(r"\{where\}", "(?:at|in) the [a-z ]+")
     return re.compile(re.sub(r"\\\{\w+\\\}", ".+", pattern))
 
 

@@ -17,7 +17,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-VERSION = 4  # bump when a change here changes the generated data (invalidates cached data)
+VERSION = 5  # bump when a change here changes the generated data (invalidates cached data)
 
 SHAPES = ["circle", "square", "triangle", "cross"]
 # well separated colours, every channel in [40, 195] so the texture offsets (-40..+60) fit in uint8
@@ -193,7 +193,8 @@ def caption(objects):
 # original template. Answers never depend on the phrasing.
 PHRASINGS = {
     "attribute": ["what {attr} is {ref}?", "which {attr} is {ref}?", "what is the {attr} of {ref}?",
-                  "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is."],
+                  "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is.",
+                  "what's the {attr} {where}?"],
     # more words people use (hue, pattern, location, ...), each in a wording of its own: a model
     # trained from scratch knows no word its training text never had (README: paraphrase)
     "colour": ["what is the hue of {ref}?", "what hue does {ref} have?"],
@@ -202,7 +203,8 @@ PHRASINGS = {
              "what digit is written on {ref}?", "which digit can you read on {ref}?", "say which digit is on {ref}."],
     "count": ["how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
               "how many shapes are in the image?", "how many things are there?", "count the objects.",
-              "count the number of objects.", "count the number of shapes."],
+              "count the number of objects.", "count the number of shapes.", "how many objects do you see?",
+              "how many shapes can you see?"],
     "position": ["where is the {desc}?", "where's the {desc}?", "which cell is the {desc} in?",
                  "in which cell is the {desc}?", "where is the {desc} located?", "what's the position of the {desc}?",
                  "give the location of the {desc}.", "in which cell do you see the {desc}?",
