@@ -106,10 +106,11 @@ class Examples:
             raise ValueError("no training examples: check question_types against the data")
         self.max_len = max(len(x) for x, _ in rows)
         self.len = torch.tensor([len(x) for x, _ in rows])
-        self.idx = torch.full((len(rows), self.max_len), tok.eot_token, dtype=torch.long)  # (E, T) padded
-        self.targets = torch.full((len(rows), self.max_len), -1, dtype=torch.long)       # -1: no loss
+        idx = np.full((len(rows), self.max_len), tok.eot_token, dtype=np.int64)          # (E, T) padded
+        targets = np.full((len(rows), self.max_len), -1, dtype=np.int64)                 # -1: no loss
         for j, (x, y) in enumerate(rows):
-            self.idx[j, :len(x)], self.targets[j, :len(y)] = torch.tensor(x), torch.tensor(y)
+            idx[j, :len(x)], targets[j, :len(y)] = x, y
+        self.idx, self.targets = torch.from_numpy(idx), torch.from_numpy(targets)
         self.scene = torch.tensor(self.scene)
         self.n_objects = torch.tensor(self.n_objects)
         self.is_caption = torch.tensor(self.is_caption)
