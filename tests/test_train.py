@@ -98,11 +98,11 @@ def test_trains_on_own_llava_data(tmp_path):
         records.append({"id": f"img{i}", "turns": [("what colour is the picture?", colour)]})
     write_llava(records, images, str(tmp_path / "train.json"), str(tmp_path / "images"))
     r = train(tmp_path, f"--data='{tmp_path / 'train.json'}'", f"--image_root='{tmp_path / 'images'}'",
-              "--vit_iters=0", "--freeze_vit=False", "--max_iters=80", "--eval_interval=80",
+              "--vit_iters=0", "--freeze_vit=False", "--max_iters=120", "--eval_interval=120",
               "--caption_frac=0.0", "--eval_fraction=0.25", "--learning_rate=1e-2", "--warmup_iters=5")
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["n"]["overall"] == 9 and res["majority"]["overall"] <= 0.5
-    assert res["vqa"]["overall"] >= 0.8, r.stdout[-2000:]  # the answer is the picture's colour: 80 steps learn it
+    assert res["vqa"]["overall"] >= 0.8, r.stdout[-2000:]  # the answer is the picture's colour: 120 steps learn it (80 did, with another tokenizer)
     bad = train(tmp_path, f"--data='{tmp_path / 'train.json'}'", f"--image_root='{tmp_path / 'nope'}'",
                 "--vit_iters=0", "--freeze_vit=False", check=False)
     assert bad.returncode != 0 and "is not a folder" in bad.stderr.strip().splitlines()[-1]
