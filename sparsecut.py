@@ -175,8 +175,9 @@ class SparseCut(nn.Module):
         """images (B, 3, 2S, 2S) in [0, 1] (or feats from encode()), idx (B, T), targets (B, T),
         segments (B, T) or None: several questions about each image in one row (GPT.forward).
 
-        Returns (logits, loss) as GPT.forward: (B, T, V) without targets. The LLM sees N + T tokens whatever the fusion
-        and the shortcuts: shortcuts add to image positions, they never lengthen the context.
+        Returns (logits, loss) as GPT.forward (logits (B, T, V) without targets). The LLM sees N + T
+        tokens whatever the fusion and the shortcuts: shortcuts add to image positions, they never
+        lengthen the context.
         """
         prefix, inject = self.fuse(self.encode(images) if feats is None else feats)
         return self.llm(idx, targets=targets, prefix=prefix, inject=inject, segments=segments)

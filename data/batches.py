@@ -156,6 +156,7 @@ class Examples:
         padding is one more segment, with no loss. GPT.forward keeps the segments apart."""
         rows = [self.examples_of[s][:None if cap else int(self.n_questions[s])]
                 for s, cap in zip(scenes.tolist(), with_caption.tolist())]
+        # no loop over questions: each token of the batch gets its row and column from its example's place
         ex = torch.cat(rows)                                                   # (E,) every example, row by row
         per_row = torch.tensor([len(r) for r in rows])                         # (B,) examples per row
         n = self.len[ex]                                                       # (E,) tokens per example
