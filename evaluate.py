@@ -197,11 +197,10 @@ def error_analysis(rows, records):
 
 def by_wording(rows):
     """Accuracy per question type and wording (the question's first three words), worst first."""
-    hits = collections.defaultdict(list)
-    for row in rows:
-        hits[(row["type"], " ".join(row["question"].split()[:3]))].append(normalise(row["pred"]) == normalise(row["answer"]))
-    return "\n".join(f"{t:<10}{w + ' ...':<26}{sum(h) / len(h):.3f} (n={len(h)})"
-                     for (t, w), h in sorted(hits.items(), key=lambda kv: sum(kv[1]) / len(kv[1])))
+    keys = [f"{r['type']:<10}{' '.join(r['question'].split()[:3]) + ' ...':<26}" for r in rows]
+    acc = vqa_accuracy([r["pred"] for r in rows], [r["answer"] for r in rows], keys)  # the table's exact match
+    n = collections.Counter(keys)
+    return "\n".join(f"{k}{acc[k]:.3f} (n={n[k]})" for k in sorted(n, key=acc.get))
 
 
 def format_errors(analysis):
