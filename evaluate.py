@@ -161,12 +161,19 @@ def asked_about(question, objects):
     return (fits[0], "description: " + "+".join(keys)) if words and len(fits) == 1 else (None, None)
 
 
-def error_analysis(rows, records):
+def objects_key(record):
+    """The scene's objects, places aside: two scenes with the same key differ only in where things are."""
+    return tuple(sorted((o["shape"], o["colour"], o["size"], o["texture"]) for o in record.get("objects", [])))
+
+
+def error_analysis(rows, records, train_records=()):
     """rows: evaluate(..., keep_rows=True)["rows"]; records: the split's records. For each question
     type: accuracy by objects in the scene and, in scenes of 2+, by how the question names the
-    object and by its size; what the wrong answers are (the value of another object in the scene =
-    a binding error, another value of the attribute = a perception error, or not a value of it at
-    all); the most common confusions."""
+    object, by its size, and by whether some training scene (train_records) has the same objects
+    (memory of the set could answer it); what the wrong answers are (the value of another object in
+    the scene = a binding error, another value of the attribute = a perception error, or not a value
+    of it at all); the most common confusions."""
+    in_train = {objects_key(r) for r in train_records if len(r.get("objects", [])) > 1}
     acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
     wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
     confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
@@ -182,6 +189,8 @@ def error_analysis(rows, records):
         if len(objects) > 1:  # binding: which object is meant matters only where there is a choice
             cols += [f"2+, named by {named}"] if named else []
             cols += [f"2+, {o['size']}"] if o is not None else []
+            cols += [f"2+, objects {'in' if objects_key(records[row['scene']]) in in_train else 'not in'} "
+                     "a training scene"] if in_train else []
         for c in cols:
             acc[t][c].append(ok)
         if ok:
@@ -208,8 +217,10 @@ def format_errors(analysis):
     for t in sorted(analysis["accuracy"]):
         cols = sorted(analysis["accuracy"][t].items())
         for head, pick in ((f"{t}:", lambda c: not c.startswith("2+,")), ("  2+, named by", lambda c: "named" in c),
-                           ("  2+, size", lambda c: c.startswith("2+,") and "named" not in c)):
-            got = [f"{c.split('named by ')[-1].removeprefix('2+, ')} {a:.3f} (n={n})" for c, (a, n) in cols if pick(c)]
+                           ("  2+, size", lambda c: c.startswith("2+,") and "named" not in c and "training" not in c),
+                           ("  2+, the same objects", lambda c: "training" in c)):
+            got = [f"{c.split('named by ')[-1].removeprefix('2+, ').removeprefix('objects ')} {a:.3f} (n={n})"
+                   for c, (a, n) in cols if pick(c)]
             if got:
                 lines.append(f"{head} " + ", ".join(got))
         kinds = analysis["wrong"].get(t, {})
@@ -262,7 +273,7 @@ def main(argv):
         print(by_wording(res["rows"]))
     if any("objects" in r for r in data.records):
         print("\nwhere the answers go wrong:")
-        print(format_errors(error_analysis(res["rows"], data.records)))
+        print(format_errors(error_analysis(res["rows"], data.records, ds.train.records)))
 
 
 if __name__ == "__main__":

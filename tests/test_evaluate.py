@@ -46,6 +46,17 @@ def test_wrong_answers_are_sorted_into_binding_perception_and_nonsense(scenes):
     assert "3 wrong" in format_errors(a)
 
 
+def test_scenes_are_split_by_whether_training_has_the_same_objects(scenes):
+    two = [i for i, r in enumerate(scenes) if len(r["objects"]) == 2][:2]
+    rows = [dict(scene=i, type="count", question="how many objects are there?", answer="two", pred=p)
+            for i, p in zip(two, ("two", "one"))]
+    moved = dict(scenes[two[0]], objects=[dict(o, row=2 - o["row"]) for o in scenes[two[0]]["objects"]])
+    acc = error_analysis(rows, scenes, train_records=[moved])["accuracy"]["count"]  # the first scene's objects, elsewhere
+    assert acc["2+, objects in a training scene"] == (1.0, 1) and acc["2+, objects not in a training scene"] == (0.0, 1)
+    assert not any("training" in c for c in error_analysis(rows, scenes)["accuracy"]["count"])  # no training records given
+    assert "2+, the same objects in a training scene 1.000 (n=1)" in format_errors(error_analysis(rows, scenes, [moved]))
+
+
 def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
     code, out, err = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4")
     seen, out_train, err_train = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4", "--split=train")
