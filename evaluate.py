@@ -161,9 +161,9 @@ def asked_about(question, objects):
     return (fits[0], "description: " + "+".join(keys)) if words and len(fits) == 1 else (None, None)
 
 
-def objects_key(record):
-    """The scene's objects, places aside: two scenes with the same key differ only in where things are."""
-    return tuple(sorted((o["shape"], o["colour"], o["size"], o["texture"]) for o in record.get("objects", [])))
+def objects_key(objects):
+    """A scene's objects, places aside: two scenes with the same key differ only in where things are."""
+    return tuple(sorted((o["shape"], o["colour"], o["size"], o["texture"]) for o in objects))
 
 
 def error_analysis(rows, records, train_records=()):
@@ -173,7 +173,7 @@ def error_analysis(rows, records, train_records=()):
     (memory of the set could answer it); what the wrong answers are (the value of another object in
     the scene = a binding error, another value of the attribute = a perception error, or not a value
     of it at all); the most common confusions."""
-    in_train = {objects_key(r) for r in train_records if len(r.get("objects", [])) > 1}
+    in_train = {objects_key(r["objects"]) for r in train_records if len(r.get("objects", [])) > 1}
     acc = collections.defaultdict(lambda: collections.defaultdict(list))  # type -> column -> hits
     wrong = collections.defaultdict(collections.Counter)                   # type -> kind of error
     confusions = collections.defaultdict(collections.Counter)              # type -> (answer, pred)
@@ -189,7 +189,7 @@ def error_analysis(rows, records, train_records=()):
         if len(objects) > 1:  # binding: which object is meant matters only where there is a choice
             cols += [f"2+, named by {named}"] if named else []
             cols += [f"2+, {o['size']}"] if o is not None else []
-            cols += [f"2+, objects {'in' if objects_key(records[row['scene']]) in in_train else 'not in'} "
+            cols += [f"2+, objects {'in' if objects_key(objects) in in_train else 'not in'} "
                      "a training scene"] if in_train else []
         for c in cols:
             acc[t][c].append(ok)
