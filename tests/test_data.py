@@ -81,7 +81,8 @@ NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "
 COUNTS = {"how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
           "how many shapes are in the image?", "how many things are there?", "count the objects.",
           "how many things do you see?", "what is the number of objects?", "count the number of objects.",
-          "count the number of shapes.", "how many objects do you see?", "how many shapes can you see?"}
+          "count the number of shapes.", "how many objects do you see?", "how many shapes can you see?",
+          "what is the total number of shapes?", "tell me how many objects there are."}
 ATTR = {"colour": "colour", "color": "colour", "hue": "colour", "shape": "shape", "size": "size", "large": "size",
         "texture": "texture", "pattern": "texture"}
 RELATION = {"left of": lambda a, b: a["col"] < b["col"], "right of": lambda a, b: a["col"] > b["col"],
@@ -102,7 +103,8 @@ def parse(question, objects):
     if question in COUNTS:
         return NUMBER_WORDS[len(objects)], None
     for pattern in (r"(?:where is|where's|in which cell is|where can i find|what is the location of|what's the position of"
-                    r"|in which cell do you see) the (.+?)(?: located)?\?", r"which cell is the (.+) in\?",
+                    r"|what is the position of|in which cell do you see) the (.+?)(?: located)?\?", r"which cell is the (.+) in\?",
+                    r"tell me where the (.+) is\.",
                     r"give the location of the (.+)\.", r"i am looking for the (.+): where is it\?",
                     r"find the (.+): which cell is it in\?"):
         if m := re.fullmatch(pattern, question):
@@ -127,7 +129,7 @@ def parse(question, objects):
     for pattern in (r"(?:what|which) (colour|color|shape|size|texture) is (.+)\?", r"what is the (\w+) of (.+)\?",
                     r"what (\w+) does (.+) have\?", r"what's the (\w+) of (.+)\?", r"tell me the (\w+) of (.+)\.",
                     r"which (hue) is (.+)\?", r"how (large) is (.+)\?", r"which (pattern) is on (.+)\?",
-                    r"what's the (\w+) ((?:at|in) the .+)\?",
+                    r"what's the (\w+) ((?:at|in) the .+)\?", r"tell me the (\w+) ((?:at|in) the .+)\.",
                     r"tell me what (\w+) (.+) is\."):
         if m := re.fullmatch(pattern, question):
             o, attr = named(m.group(2)), ATTR[m.group(1)]

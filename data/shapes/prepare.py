@@ -48,7 +48,9 @@ def check_settings(min_objects, max_objects, question_types, image_size):
 def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
     """n scenes of one split: images (n, H, W, 3) uint8, masks (n, H, W) uint8, records list[dict]."""
     check_settings(min_objects, max_objects, question_types, image_size)
-    rng = np.random.default_rng([seed, SPLITS.index(split)])  # one stream per split
+    rng = np.random.default_rng([seed, SPLITS.index(split)])  # one stream per split for the scenes ...
+    qrng = np.random.default_rng([seed, SPLITS.index(split), 1])  # ... and one for the questions, so
+    # that rewording a question leaves every image as it was (a trained ViT stays valid)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     masks = np.empty((n, image_size, image_size), dtype=np.uint8)
     records = []
@@ -60,13 +62,13 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
         new = [o for o in objects if R.held_out_pair(o)]
         if compositional and not new:
             continue  # every compositional scene shows at least one unseen pair ...
-        target = new[rng.integers(len(new))] if compositional else None  # ... and is asked about it
+        target = new[qrng.integers(len(new))] if compositional else None  # ... and is asked about it
         i = len(records)
         images[i], masks[i] = R.render(objects, image_size)
         records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": R.caption(objects),
-                        "qa": R.questions(objects, rng, question_types, target=target)})
+                        "qa": R.questions(objects, qrng, question_types, target=target)})
         if split == "test":  # the same kinds of question, worded as training never words them
-            records[-1]["qa_paraphrase"] = R.questions(objects, rng, question_types, held_out=True)
+            records[-1]["qa_paraphrase"] = R.questions(objects, qrng, question_types, held_out=True)
     return images, masks, records
 
 

@@ -17,7 +17,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-VERSION = 5  # bump when a change here changes the generated data (invalidates cached data)
+VERSION = 6  # bump when a change here changes the generated data (invalidates cached data)
 
 SHAPES = ["circle", "square", "triangle", "cross"]
 # well separated colours, every channel in [40, 195] so the texture offsets (-40..+60) fit in uint8
@@ -194,7 +194,7 @@ def caption(objects):
 PHRASINGS = {
     "attribute": ["what {attr} is {ref}?", "which {attr} is {ref}?", "what is the {attr} of {ref}?",
                   "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is.",
-                  "what's the {attr} {where}?"],
+                  "what's the {attr} {where}?", "tell me the {attr} {where}."],
     # more words people use (hue, pattern, location, ...), each in a wording of its own: a model
     # trained from scratch knows no word its training text never had (README: paraphrase)
     "colour": ["what is the hue of {ref}?", "what hue does {ref} have?"],
@@ -204,11 +204,12 @@ PHRASINGS = {
     "count": ["how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
               "how many shapes are in the image?", "how many things are there?", "count the objects.",
               "count the number of objects.", "count the number of shapes.", "how many objects do you see?",
-              "how many shapes can you see?"],
+              "how many shapes can you see?", "what is the total number of shapes?", "tell me how many objects there are."],
     "position": ["where is the {desc}?", "where's the {desc}?", "which cell is the {desc} in?",
                  "in which cell is the {desc}?", "where is the {desc} located?", "what's the position of the {desc}?",
                  "give the location of the {desc}.", "in which cell do you see the {desc}?",
-                 "i am looking for the {desc}: where is it?", "find the {desc}: which cell is it in?"],
+                 "i am looking for the {desc}: where is it?", "find the {desc}: which cell is it in?",
+                 "what is the position of the {desc}?", "tell me where the {desc} is."],
     "relation": ["is the {a} {rel} the {b}?"],
     "existence": ["is there a {c} {s}?", "is there any {c} {s}?", "are there any {c} {ss}?",
                   "does the image contain a {c} {s}?"],
