@@ -103,8 +103,8 @@ def parse(question, objects):
     if question in COUNTS:
         return NUMBER_WORDS[len(objects)], None
     for pattern in (r"(?:where is|where's|in which cell is|where can i find|what is the location of|what's the position of"
-                    r"|what is the position of|in which cell do you see) the (.+?)(?: located)?\?", r"which cell is the (.+) in\?",
-                    r"tell me where the (.+) is\.",
+                    r"|what is the position of|what's the location of|in which cell do you see) the (.+?)(?: located)?\?",
+                    r"which cell is the (.+) in\?", r"tell me where the (.+) is\.", r"tell me the (?:position|location) of the (.+)\.",
                     r"give the location of the (.+)\.", r"i am looking for the (.+): where is it\?",
                     r"find the (.+): which cell is it in\?"):
         if m := re.fullmatch(pattern, question):

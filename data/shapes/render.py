@@ -17,7 +17,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-VERSION = 6  # bump when a change here changes the generated data (invalidates cached data)
+VERSION = 7  # bump when a change here changes the generated data (invalidates cached data)
 
 SHAPES = ["circle", "square", "triangle", "cross"]
 # well separated colours, every channel in [40, 195] so the texture offsets (-40..+60) fit in uint8
@@ -195,10 +195,12 @@ PHRASINGS = {
     "attribute": ["what {attr} is {ref}?", "which {attr} is {ref}?", "what is the {attr} of {ref}?",
                   "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is.",
                   "what's the {attr} {where}?", "tell me the {attr} {where}."],
-    # more words people use (hue, pattern, location, ...), each in a wording of its own: a model
-    # trained from scratch knows no word its training text never had (README: paraphrase)
-    "colour": ["what is the hue of {ref}?", "what hue does {ref} have?"],
-    "texture": ["what is the pattern of {ref}?", "what pattern does {ref} have?"],
+    # more words people use (hue, pattern, location, ...), each in several frames: a model trained
+    # from scratch knows no word its training text never had (README: paraphrase)
+    "colour": ["what is the hue of {ref}?", "what hue does {ref} have?", "what's the hue of {ref}?",
+               "tell me the hue of {ref}."],
+    "texture": ["what is the pattern of {ref}?", "what pattern does {ref} have?", "what's the pattern of {ref}?",
+                "tell me the pattern of {ref}."],
     "text": ["what is written on {ref}?", "what number is on {ref}?", "which digit is on {ref}?",
              "what digit is written on {ref}?", "which digit can you read on {ref}?", "say which digit is on {ref}."],
     "count": ["how many objects are there?", "how many shapes are there?", "how many objects are in the image?",
@@ -209,11 +211,16 @@ PHRASINGS = {
                  "in which cell is the {desc}?", "where is the {desc} located?", "what's the position of the {desc}?",
                  "give the location of the {desc}.", "in which cell do you see the {desc}?",
                  "i am looking for the {desc}: where is it?", "find the {desc}: which cell is it in?",
-                 "what is the position of the {desc}?", "tell me where the {desc} is."],
+                 "what is the position of the {desc}?", "tell me where the {desc} is.", "tell me the position of the {desc}.",
+                 "what's the location of the {desc}?", "tell me the location of the {desc}."],
     "relation": ["is the {a} {rel} the {b}?"],
     "existence": ["is there a {c} {s}?", "is there any {c} {s}?", "are there any {c} {ss}?",
                   "does the image contain a {c} {s}?"],
 }
+# A frame ("what's the ... of {ref}?", "tell me the ... of {ref}.") and a word (hue, pattern,
+# location) each occur in training in other combinations, so that a held-out wording is a new
+# combination of known parts: the training text teaches which word decides the type, not which
+# frame goes with which type (README: paraphrase).
 # Held out: never used for train/val/test questions, only for the test split's "qa_paraphrase"
 # (same types, same scene, answers from the same scene graph), to measure whether the model
 # understands a question it has never seen worded that way. Each is a new sentence made of words
