@@ -372,3 +372,16 @@ def test_pack_puts_each_scenes_questions_in_one_row(splits):
     assert ex.is_caption[ex.examples_of[5][-1]] and not ex.is_caption[ex.examples_of[5][:-1]].any()
     g = torch.Generator().manual_seed(0)
     assert (ex.n_scene_objects[ex.sample_scenes(200, g, one_object=True)] == 1).all()
+
+
+def test_rewording_the_questions_leaves_every_image_as_it_was(monkeypatch):
+    """Questions are drawn from a stream of their own, so a stage-0 ViT trained on the images stays
+    valid when the wordings change (README: Paraphrase on every seed)."""
+    types = ["colour", "shape", "count", "position", "texture"]
+    images, _, records = make_split("train", 30, max_objects=2, question_types=types)
+    monkeypatch.setitem(R.PHRASINGS, "attribute", R.PHRASINGS["attribute"][:2])  # fewer wordings, other draws
+    monkeypatch.setitem(R.PHRASINGS, "count", ["how many objects are there?"])
+    images2, _, records2 = make_split("train", 30, max_objects=2, question_types=types)
+    assert [r["qa"] for r in records] != [r["qa"] for r in records2]  # the questions did change ...
+    assert np.array_equal(images, images2)                            # ... the images did not
+    assert [r["objects"] for r in records] == [r["objects"] for r in records2]
