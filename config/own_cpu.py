@@ -5,7 +5,8 @@ import os
 exec(open(os.path.join(os.path.dirname(__file__), "shapes_cpu.py")).read())
 out_dir = "out/own_run"
 patch_size = 4  # as measured in README "Your own data" (the shapes recipe has since moved to 8 ...
-pack = False    # ... and to packed rows)
+pack = False    # ... to packed rows ...
+n_head = 4      # ... and to two LLM heads)
 vit_iters = 300
 max_iters = 1500
 eval_interval = 500
