@@ -133,7 +133,10 @@ def main(argv):
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)
     idx = torch.randint(vocab_size, (batch_size, text_len), device=device)
     peak = measure_peak_flops(device, batch_size * 80, n_embd)
-    models = [build(fusion, shortcut) for _, fusion, shortcut, _ in variants]
+    try:
+        models = [build(fusion, shortcut) for _, fusion, shortcut, _ in variants]
+    except ValueError as e:  # sizes that do not fit together (n_embd vs n_head, patch vs image)
+        sys.exit(f"bench.py: {e}")
     fns = [timers(m, images, idx) for m in models]
     times = [{k: [] for k in f} for f in fns]
     for rep in range(repeats + 1):  # round-robin over the variants, so that drift hits them all alike

@@ -28,6 +28,11 @@ def test_bench_rejects_an_unknown_key():
     assert r.returncode != 0 and "unknown config key 'bogus'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_bench_rejects_sizes_that_do_not_fit():
+    r = run("bench.py", "--quick", "--n_head=5")  # 64 is not divisible by 5
+    assert r.returncode != 0 and "not divisible by n_head=5" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_bench_quick_has_the_kv_cache_column(tmp_path):
     path = tmp_path / "bench.json"
     r = run("bench.py", "--quick", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16",
