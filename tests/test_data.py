@@ -40,6 +40,26 @@ def test_prepare_is_deterministic(tmp_path):
     assert ensure_prepared(tmp_path / "a", seed=0, n_train=30, n_val=10, n_test=11)  # changed: regenerated
 
 
+def test_runs_started_together_generate_the_data_once(tmp_path):
+    """experiments.py --jobs=2 starts two train.py on one data folder: the one that comes second
+    waits for the first to finish generating, then only reads (it once overwrote files mid-read)."""
+    import fcntl, os, subprocess, sys, time
+    d, kw = tmp_path / "d", "seed=0, n_train=30, n_val=10, n_test=10"
+    d.mkdir()
+    code = ("from data.shapes.prepare import SPLITS, ensure_prepared, load_split\n"
+            f"print(ensure_prepared({str(d)!r}, {kw}))\n"
+            f"print(sum(len(load_split({str(d)!r}, s)[2]) for s in SPLITS))")
+    with open(d / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # this test is the first run, generating
+        second = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        time.sleep(2)
+        assert second.poll() is None  # waiting, not generating beside us
+        prepare(d, seed=0, n_train=30, n_val=10, n_test=10)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0 and out.split() == ["False", "60"]  # it generated nothing, read all
+
+
 def test_splits_are_disjoint_by_content():
     hashes = {}
     for s in ("train", "val", "test"):  # one-object scenes collide often at this size without the guard

@@ -20,6 +20,11 @@ import time
 
 import numpy as np
 
+try:
+    import fcntl  # POSIX; Windows has none: there, start runs on one data folder one at a time
+except ImportError:
+    fcntl = None
+
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data.shapes import render as R
@@ -97,8 +102,8 @@ def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=
 
 
 def write_atomic(path, write):
-    """write(f) on a binary file path + '.tmp', fsync, rename it to path. Returns the size in bytes."""
-    tmp = f"{path}.tmp"
+    """write(f) on a binary file path + '.<pid>.tmp', fsync, rename it to path. Returns the size in bytes."""
+    tmp = f"{path}.{os.getpid()}.tmp"  # this process's own: two writers never rename each other's file
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -106,7 +111,7 @@ def write_atomic(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.remove(tmp)  # a SIGKILL leaves it instead: never read, overwritten next time
+        os.remove(tmp)  # a SIGKILL leaves it instead: never read
         raise
     return os.path.getsize(path)
 
@@ -133,10 +138,21 @@ def read_meta(out_dir):
 
 
 def ensure_prepared(out_dir="data/shapes", **kwargs):
-    """prepare() unless out_dir holds complete data made with these settings. Returns True if it generated."""
-    if read_meta(out_dir) == settings(**kwargs):
+    """prepare() unless out_dir holds complete data made with these settings. Returns True if it generated.
+
+    Runs started together on one folder (experiments.py --jobs=2) take turns on a lock file: the
+    first generates, the others wait, then find the data complete and only read it."""
+    s = settings(**kwargs)
+    if read_meta(out_dir) == s:
         return False
-    prepare(out_dir, **kwargs)
+    check_settings(s["min_objects"], s["max_objects"], s["question_types"], s["image_size"])  # before making the folder
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, ".lock"), "w") as lock:
+        if fcntl:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        if read_meta(out_dir) == s:  # another run made them while this one waited
+            return False
+        prepare(out_dir, **kwargs)
     return True
 
 
