@@ -63,6 +63,7 @@ n_layer, n_head, n_embd = 4, 4, 128
 block_size = 128
 dropout = 0.0
 prefix_bidirectional = False  # image tokens attend to each other in the LLM
+gelu = "tanh"           # the LLM's GELU: 'tanh' (GPT-2's approximation) or 'exact' (cheaper on CPU)
 fusion = "concat"
 shortcut = "sparse"
 density = 2
@@ -175,7 +176,7 @@ try:
     model_config = SparseCutConfig(
         vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd, dropout),
         llm=GPTConfig(block_size, tok.n_vocab, n_layer, n_head, n_embd, dropout,
-                      prefix_bidirectional=prefix_bidirectional),
+                      prefix_bidirectional=prefix_bidirectional, gelu=gelu),
         fusion=fusion, main_level=main_level, shortcut=shortcut, density=density, order=order, gate=gate,
         level_norm=level_norm, shared_fusion=shared_fusion, pairs=pairs or None)
 except ValueError as e:
@@ -315,7 +316,11 @@ elif init_from == "resume" and os.path.isfile(vit_path):
 elif init_from == "resume":
     sys.exit(f"train.py: init_from='resume' but {out_dir} has no ckpt.pt or vit.pt")
 if resume is not None:
-    if resume["model_config"] != asdict(model_config):
+    try:  # a setting added since the checkpoint was written takes its default, which is the model it was
+        same = asdict(SparseCutConfig(**resume["model_config"])) == asdict(model_config)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
         sys.exit(f"train.py: the checkpoint in {out_dir} was trained with another model config; "
                  "use the same settings or another out_dir")
     model.load_state_dict(resume["model"])

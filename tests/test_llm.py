@@ -189,6 +189,20 @@ def test_gpt2_parameter_names_and_tied_head():
     assert gpt.lm_head.weight.data_ptr() == gpt.transformer.wte.weight.data_ptr()
 
 
+def test_gelu_switch_tanh_is_gpt2s_and_exact_is_erf():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, C)
+    mlps = {g: lively(tiny_gpt(gelu=g)).transformer.h[0].mlp for g in ("tanh", "exact")}  # scaled: GELU's bend matters
+    mlps["exact"].load_state_dict(mlps["tanh"].state_dict())
+    m = mlps["tanh"]
+    for g, approximate in (("tanh", "tanh"), ("exact", "none")):
+        expected = m.c_proj(F.gelu(m.c_fc(x), approximate=approximate))
+        assert torch.allclose(mlps[g](x), expected, atol=1e-5)
+    assert (mlps["tanh"](x) - mlps["exact"](x)).abs().max() > 1e-4  # the two differ by up to ~5e-4 per unit
+    with pytest.raises(ValueError, match="gelu='relu' must be 'tanh' or 'exact'"):
+        GPTConfig(gelu="relu")
+
+
 def test_temperature_zero_is_greedy():
     torch.manual_seed(0)
     gpt = lively(tiny_gpt())

@@ -60,6 +60,21 @@ def test_resume_gives_the_same_losses(tmp_path):
     assert losses(tmp_path / "straight" / "log.jsonl") == losses(tmp_path / "split" / "log.jsonl")
 
 
+def test_a_checkpoint_from_before_a_setting_resumes_as_the_model_it_was(tmp_path):
+    """A checkpoint written before GPTConfig had `gelu` holds no such key: it is the tanh model,
+    so it resumes with gelu='tanh' and is refused with 'exact' (another model)."""
+    common = ["--vit_iters=4", "--eval_interval=5", "--lr_decay_iters=10", "--gelu='tanh'"]
+    train(tmp_path, *common, "--max_iters=5")
+    path = tmp_path / "out" / "ckpt.pt"
+    ck = torch.load(path, weights_only=False)
+    del ck["model_config"]["llm"]["gelu"]
+    torch.save(ck, path)
+    r = train(tmp_path, *common, "--max_iters=6", "--init_from='resume'")
+    assert "resuming tune at step 5" in r.stdout
+    r = train(tmp_path, *common[:-1], "--gelu='exact'", "--max_iters=7", "--init_from='resume'", check=False)
+    assert r.returncode != 0 and "trained with another model config" in r.stderr
+
+
 def test_interrupted_checkpoint_write_keeps_the_old_one(tmp_path, monkeypatch):
     from checkpoint import load_checkpoint, save_checkpoint
     path = str(tmp_path / "ckpt.pt")
