@@ -1,10 +1,16 @@
 """
 Checkpoints: written atomically, read safely, with one-line errors a user can act on.
 """
+import json
 import os
+import platform
+import subprocess
+import sys
+import time
 
 import torch
 
+from data.shapes.prepare import write_atomic
 from sparsecut import SparseCut, SparseCutConfig
 
 
@@ -26,6 +32,35 @@ def all_finite(state_dict):
     """True if every floating-point tensor of a state dict is free of NaN and inf."""
     flags = [torch.isfinite(v).all() for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()]
     return bool(torch.stack(flags).all()) if flags else True  # one device sync, not one per tensor
+
+
+def write_json(path, obj):
+    """A result file others read (results.json, a sweep's table, bench/probe JSON), written
+    atomically: a kill at any moment leaves the previous file or the new one, never half of one."""
+    write_atomic(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
+
+
+def provenance(script, config, peak_flops=None, started=None):
+    """What a result file records so that its table can be regenerated and checked (docs/tables.py):
+    the command, the commit, the render VERSION and every setting, the machine and its matmul peak."""
+    from data.shapes.render import VERSION
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        git = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD") or "unknown"
+        commit += "+changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    except (OSError, subprocess.SubprocessError):  # no git, or not a clone
+        commit = "unknown"
+    try:  # the CPU's name: timings and even float results differ between CPUs
+        with open("/proc/cpuinfo") as f:
+            machine = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        machine = platform.processor() or platform.machine()
+    return {"command": " ".join(["python", script] + sys.argv[1:]), "commit": commit, "render_version": VERSION,
+            "config": config, "threads": torch.get_num_threads(), "machine": f"{machine}, {os.cpu_count()} cores",
+            "peak_gflops": None if peak_flops is None else round(peak_flops / 1e9, 1),
+            "seconds": None if started is None else round(time.time() - started, 1),
+            "date": time.strftime("%Y-%m-%d")}
 
 
 def save_checkpoint(path, state):

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from checkpoint import all_finite, check_device, load_checkpoint, save_checkpoint
+from checkpoint import all_finite, check_device, load_checkpoint, provenance, save_checkpoint, write_json
 from configurator import configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from fusion import make_views as views_of
@@ -107,6 +107,7 @@ if not any(not a.startswith("-") for a in argv):  # no config file: the CPU reci
     argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", recipe)] + argv
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
+started = time.time()
 
 
 def bad(msg):  # a setting a user got wrong: one line, before any data or model is made
@@ -513,7 +514,7 @@ if master:
         results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
         say("learned gates tanh(g), ViT block->LLM layer: " + " ".join(f"{k} {v:+.3f}" for k, v in results["gates"].items()))
     print(format_table(results))
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    results["run"] = provenance("train.py", config, peak, started)  # docs/tables.py checks and tabulates it
+    write_json(os.path.join(out_dir, "results.json"), results)
 if ddp:
     torch.distributed.destroy_process_group()
