@@ -7,23 +7,26 @@ What each design costs, end to end: the 5-view ViT, the fusion and the LLM, not 
 Every variant is measured in one run, on the same inputs, and reported as a ratio to the
 LLaVA-1.5 baseline (timings on a shared machine are noisy; ratios measured together are not).
 """
-import json as jsonlib
+import os
 import sys
 import time
 
 import torch
 
-from configurator import configure_or_exit
+from checkpoint import check_result_path, provenance, write_json
+from configurator import check_ranges, configure_or_exit
 from evaluate import measure_peak_flops
 from llm import GPTConfig
 from sparsecut import SparseCut, SparseCutConfig
 from vit import ViTConfig
 
-# model sizes: the main job's when the README's table was measured (config/shapes_cpu.py has
-# since moved to 8x8 patches and two LLM heads; pass --patch_size=8 --n_head=2 for today's)
-image_size, patch_size = 64, 4
-vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
-n_layer, n_head, n_embd = 4, 4, 64
+# model sizes: the main job's (config/shapes_cpu.py), so that the table prices what `python train.py` trains
+_main = {}
+exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "shapes_cpu.py")).read(), _main)
+image_size, patch_size = 64, _main["patch_size"]
+vit_n_layer, vit_n_head, vit_n_embd = _main["vit_n_layer"], _main["vit_n_head"], _main["vit_n_embd"]
+n_layer, n_head, n_embd = _main["n_layer"], _main["n_head"], _main["n_embd"]
+gelu = _main["gelu"]
 vocab_size = 447
 text_len = 16            # a question and its answer
 batch_size = 32
@@ -54,7 +57,7 @@ def build(fusion, shortcut):
     torch.manual_seed(seed)
     cfg = SparseCutConfig(vit=ViTConfig(image_size // 2, patch_size, vit_n_layer, vit_n_head, vit_n_embd),
                           llm=GPTConfig(5 * (image_size // 2 // patch_size) ** 2 + text_len + max(decode_tokens, gen_tokens),
-                                        vocab_size, n_layer, n_head, n_embd),
+                                        vocab_size, n_layer, n_head, n_embd, gelu=gelu),
                           fusion=fusion, shortcut=shortcut, density=2, order="u")
     return SparseCut(cfg).to(device)
 
@@ -128,11 +131,18 @@ def main(argv):
     if config["quick"]:
         config.update({k: v for k, v in QUICK.items() if not any(a.startswith(f"--{k}=") for a in argv)})
     globals().update(config)
+    check_ranges(config, "bench.py", at_least_1="image_size patch_size vit_n_layer vit_n_head vit_n_embd n_layer n_head "
+                 "n_embd vocab_size text_len batch_size decode_tokens repeats gen_tokens kv_repeats")
+    if json:  # before the benchmark, not after it
+        try:
+            check_result_path(json)
+        except ValueError as e:
+            sys.exit(f"bench.py: json={json!r}: {e}")
     variants = [v for v in VARIANTS if not quick or v[0] in QUICK_VARIANTS]
     torch.manual_seed(seed)
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)
     idx = torch.randint(vocab_size, (batch_size, text_len), device=device)
-    peak = measure_peak_flops(device, batch_size * 80, n_embd)
+    peak = measure_peak_flops(device, batch_size * ((image_size // 2 // patch_size) ** 2 + text_len), n_embd)  # a row
     try:
         models = [build(fusion, shortcut) for _, fusion, shortcut, _ in variants]
     except ValueError as e:  # sizes that do not fit together (n_embd vs n_head, patch vs image)
@@ -175,8 +185,7 @@ def main(argv):
           f"decode {1e3 * base['decode_token_s']:.2f} ms/token, {gen_tokens} tokens {1e3 * base['generate_cache_s']:.0f} ms "
           f"with the KV cache, {1e3 * base['generate_recompute_s']:.0f} ms recomputing")
     if json:
-        with open(json, "w") as f:
-            jsonlib.dump({"config": config, "peak_flops": peak, "rows": rows}, f, indent=1)
+        write_json(json, {"config": config, "peak_flops": peak, "rows": rows, "run": provenance("bench.py", config, peak)})
         print(f"wrote {json}")
     return rows
 

@@ -4,6 +4,7 @@ Checkpoints: written atomically, read safely, with one-line errors a user can ac
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ def all_finite(state_dict):
 def write_json(path, obj):
     """A result file others read (results.json, a sweep's table, bench/probe JSON), written
     atomically: a kill at any moment leaves the previous file or the new one, never half of one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     write_atomic(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
 
 
@@ -64,20 +66,84 @@ def provenance(script, config, peak_flops=None, started=None):
 
 
 def save_checkpoint(path, state):
-    """torch.save to path + '.tmp', fsync, then an atomic rename: a crash at any point leaves the
-    old file whole (without the fsync, a power cut after the rename could leave an empty file)."""
+    """torch.save, written atomically (write_atomic: a temporary file of this process, fsync, rename):
+    a crash at any point leaves the old file whole (without the fsync, a power cut after the
+    rename could leave an empty file)."""
     if "model" in state and not all_finite(state["model"]):
         raise ValueError(f"refusing to write non-finite weights to {path}")  # a bug upstream: never happens
-    tmp = path + ".tmp"
+    write_atomic(path, lambda f: torch.save(state, f))
+
+
+def check_out_dir(out_dir):
+    """A ValueError unless out_dir is a folder or can be made one."""
+    up = os.path.abspath(out_dir)
+    while not os.path.exists(up):  # the first part of out_dir that exists must be a folder
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        raise ValueError(f"out_dir={out_dir!r} cannot be made: {up} is a file, not a folder")
+
+
+def check_result_path(path):
+    """A ValueError unless a result file can be written at path: checked before the work that fills it."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder: give a file name, e.g. out/result.json")
+    check_out_dir(os.path.dirname(path) or ".")
+
+
+RUN_FILES = ("ckpt.pt", "vit.pt", "results.json", "log.jsonl")  # what one train.py run writes in its out_dir
+
+
+def claim_out_dir(out_dir, new_run):
+    """One run per out_dir: an exclusive lock on out_dir/.lock, held by the returned open file until
+    the process ends (a kill releases it too); a ValueError if another process holds it. A new run
+    (not a resume) then moves an earlier run aside (move_aside). Returns (lock, what moved)."""
+    lock = open(os.path.join(out_dir, ".lock"), "w")
     try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # the file's data, whichever descriptor asks
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):  # the half-written file; a SIGKILL leaves one, which the next save overwrites
-            os.remove(tmp)
-        raise
+        import fcntl  # POSIX; Windows has none, and there nothing stops two runs on one folder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        pass
+    except BlockingIOError:
+        lock.close()
+        raise ValueError(f"another train.py is running in out_dir={out_dir}: wait for it, or use another --out_dir") from None
+    for name in os.listdir(out_dir):  # temporary files of a killed run (ours are written under the lock)
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(out_dir, name))
+    return lock, move_aside(out_dir) if new_run else {}
+
+
+def move_aside(out_dir):
+    """A new run in an out_dir that holds an earlier one: the earlier run's files go to
+    out_dir/previous/ (one generation: what was there before is replaced), so nothing finished is
+    lost and no folder holds files of two runs. Returns {old path: new path} of what moved."""
+    files = [f for f in RUN_FILES if os.path.exists(os.path.join(out_dir, f))]
+    if not any(f != "log.jsonl" for f in files):
+        return {}
+    previous = os.path.join(out_dir, "previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    os.makedirs(previous)
+    moved = {}
+    for f in files:
+        os.replace(os.path.join(out_dir, f), os.path.join(previous, f))
+        moved[os.path.abspath(os.path.join(out_dir, f))] = os.path.join(previous, f)
+    return moved
+
+
+def truncate_log(path, stage, it, order=("vit", "align", "tune")):
+    """Keep the lines of a log.jsonl from before (stage, it), where a resumed run continues: the
+    steps a killed run logged after its last checkpoint are run again, and logged once."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+                if (order.index(e["stage"]), e["iter"]) < (order.index(stage), it):
+                    keep.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError, TypeError):  # a line cut by the kill: never a step's record
+                pass
+    write_atomic(path, lambda f: f.write("".join(keep).encode()))
 
 
 def load_checkpoint(path, device="cpu"):
@@ -96,6 +162,16 @@ def load_checkpoint(path, device="cpu"):
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a train.py checkpoint (a dict)")
     return ckpt
+
+
+def same_model(ckpt, model_config):
+    """Whether a checkpoint holds a model of this SparseCutConfig. A setting added since it was
+    written takes its default, which is the model it was."""
+    from dataclasses import asdict
+    try:
+        return asdict(SparseCutConfig(**ckpt["model_config"])) == asdict(model_config)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def load_model(path, device="cpu"):

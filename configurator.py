@@ -113,6 +113,18 @@ def usage(config, source, config_files=()):
     return "\n".join(lines)
 
 
+def check_ranges(config, script, at_least_1="", at_least_0="", positive="", fraction="", open_fraction=""):
+    """A number out of its range ends the program with one line, before any work: each argument is
+    a space-separated list of keys (fraction: 0..1; open_fraction: strictly between 0 and 1)."""
+    rules = [(at_least_1, lambda v: v >= 1, "must be >= 1"), (at_least_0, lambda v: v >= 0, "must be >= 0"),
+             (positive, lambda v: v > 0, "must be > 0"), (fraction, lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+             (open_fraction, lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)")]
+    for keys, ok, what in rules:
+        for k in keys.split():
+            if not ok(config[k]):  # NaN fails every rule
+                sys.exit(f"{script}: {k}={config[k]} {what}")
+
+
 def configure_or_exit(config, argv, script, source=None):
     """configure(), but a bad argument ends the program with one line: '<script>: <what was wrong>',
     and -h/--help prints usage() and exits 0. source: the script's file (default: the caller's)."""

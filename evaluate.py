@@ -9,6 +9,7 @@ Run on its own, it scores a trained model again and says where its answers go wr
     python evaluate.py --paraphrase=True     # the test scenes' held-out wordings, accuracy per wording
 """
 import collections
+import math
 import os
 import re
 import sys
@@ -66,6 +67,37 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
     results["n"]["overall"] = len(preds)
     if keep_rows:
         results["rows"] = rows
+    return results
+
+
+@torch.no_grad()
+def val_report(model, tok, examples, split, question_types, device, limit, say=print, batch=64):
+    """train.py's periodic evaluation: the teacher-forced loss over `examples` (data.batches.Examples
+    of split's first scenes) and greedy accuracy per type on the first `limit` scenes, printed in
+    one line. Returns the overall accuracy."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    for i in range(0, len(examples.scene), batch):
+        idx, tgt, scene = examples.batch(torch.arange(i, min(i + batch, len(examples.scene))))
+        losses.append(model(to_float(split.images[scene.numpy()]).to(device), idx.to(device), tgt.to(device))[1].item())
+    model.train(was_training)
+    res = evaluate(model, tok, split, question_types, device, limit=limit, captions=32)
+    f1 = "" if res["caption_f1"] is None else f" caption_f1 {res['caption_f1']:.2f}"
+    say(f"\nval loss {sum(losses) / len(losses):.3f} | " + " ".join(f"{k} {v:.2f}" for k, v in res["vqa"].items()) + f1)
+    return res["vqa"]["overall"]
+
+
+def test_results(model, tok, ds, question_types, device):
+    """train.py's final table: the test split, its held-out wordings and attribute pairs, and the
+    learned gates (which shortcuts the model chose to use) where it has them."""
+    t0 = time.time()
+    results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
+    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
+    results["eval_seconds"] = round(time.time() - t0, 1)
+    if model.gates is not None:
+        results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
+        print("learned gates tanh(g), ViT block->LLM layer: " + " ".join(f"{k} {v:+.3f}" for k, v in results["gates"].items()))
     return results
 
 

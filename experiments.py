@@ -25,6 +25,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from checkpoint import provenance, write_json
 from configurator import configure_or_exit
 
 config_file = "config/shapes_cpu.py"
@@ -74,24 +75,41 @@ STAGE0_KEYS = {"vit_iters", "vit_targets", "vit_crop_targets", "vit_crops"}  # v
 TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
 
 
-def run(out_dir, overrides, log, done="results.json"):
-    """One train.py run, skipped if out_dir/done exists; returns its results.json (None if none)."""
-    path = os.path.join(out_dir, "results.json")
-    if os.path.exists(os.path.join(out_dir, done)):
-        print(f"  {out_dir}: done before, skipped")
-    else:
-        cmd = [sys.executable, "train.py", config_file] + shlex.split(train_args)  # the variant's own keys win
-        cmd += [f"--{k}={v!r}" for k, v in overrides.items()] + [f"--out_dir={out_dir!r}"]
-        print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
-        os.makedirs(out_dir, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
-        with open(log, "w") as f:
-            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
-                sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
-    if not os.path.exists(path):  # max_iters=0: stage 0 only
+def finished(out_dir, done):
+    """A run's results.json as a dict (None for a stage-0 run, whose mark is DONE) if it finished,
+    False if not: an unreadable results.json (a run killed as it wrote one) is not finished."""
+    path = os.path.join(out_dir, done)
+    if not os.path.exists(path):
+        return False
+    if done != "results.json":
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"  {path} is unreadable ({type(e).__name__}): running it again", flush=True)
+        return False
+
+
+def run(out_dir, overrides, log, done="results.json"):
+    """One train.py run, skipped if it finished before, continued (init_from='resume') if it was
+    cut off after a checkpoint; returns its results.json (None if it has none)."""
+    results = finished(out_dir, done)
+    if results is not False:
+        print(f"  {out_dir}: done before, skipped")
+        return results
+    cmd = [sys.executable, "train.py", config_file] + shlex.split(train_args)  # the variant's own keys win
+    cmd += [f"--{k}={v!r}" for k, v in overrides.items()] + [f"--out_dir={out_dir!r}"]
+    if any(os.path.exists(os.path.join(out_dir, f)) for f in ("ckpt.pt", "vit.pt")):
+        cmd.append("--init_from='resume'")  # an interrupted run continues where its checkpoint is
+    print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
+    with open(log, "a") as f:  # a continued run's log follows the first part's
+        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
+            sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
+    results = finished(out_dir, "results.json")
+    return results or None  # max_iters=0: stage 0 only
 
 
 def stage0(seed):
@@ -184,8 +202,10 @@ def main(argv):
         general = {k: mean_spread([r.get(k, {}).get("overall", float("nan")) for r in per_seed])
                    for k in ("paraphrase", "compositional")}  # held-out wordings, unseen attribute pairs
         gates = per_seed[0].get("gates")
+        made = per_seed[0].get("run", {})  # how the first seed's run was made: docs/tables.py checks it
         rows.append({"group": group, "name": name, "acc": acc, "caption_f1": f1, "two_objects": two, **general,
-                     "gates": gates, "overrides": overrides, "majority": per_seed[0].get("majority", {})})
+                     "gates": gates, "overrides": overrides, "majority": per_seed[0].get("majority", {}),
+                     "config": made.get("config"), "render_version": made.get("render_version")})
     print(f"\ntest accuracy, {max_iters} VQA steps, seeds {seeds} (mean, ±stdev over seeds)")
     print(f"{'group':<9}{'variant':<17}" + "".join(f"{t:>13}" for t in TYPES) + f"{'2 objects':>13}{'caption F1':>13}")
     for r in rows:
@@ -201,8 +221,8 @@ def main(argv):
     for r in rows:
         if r["gates"]:
             print(f"learned gates of {r['name']} (seed {seeds[0]}), tanh(g) per ViT block->LLM layer: {r['gates']}")
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"max_iters": max_iters, "seeds": seeds, "rows": rows}, f, indent=1)
+    write_json(os.path.join(out, "results.json"), {"max_iters": max_iters, "seeds": seeds, "rows": rows,
+                                                  "run": provenance("experiments.py", config)})
     if plot:
         draw(rows, os.path.join(out, plot), f"{config_file}, {max_iters} VQA steps, seeds {seeds}")
         print(f"wrote {os.path.join(out, 'results.json')} and {os.path.join(out, plot)}")

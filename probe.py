@@ -22,16 +22,16 @@ Two numbers per level, view and attribute:
 Data: data_dir's splits if there are any, else small splits generated in memory with the
 checkpoint's data settings.
 """
+import os
 import sys
 import time
-from json import dumps
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_checkpoint, load_model
-from configurator import configure_or_exit
+from checkpoint import check_result_path, load_checkpoint, load_model, provenance, write_json
+from configurator import check_ranges, configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
 from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES
@@ -248,6 +248,12 @@ def main(argv):
     t0 = time.time()
     if c["split"] not in ("val", "test"):
         sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val' or 'test'")
+    check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
+    if c["json"]:  # before the work, not after it
+        try:
+            check_result_path(c["json"])
+        except ValueError as e:
+            sys.exit(f"probe.py: json={c['json']!r}: {e}")
     try:
         vit, main_level, cfg = load_vit(c["ckpt"])
     except (FileNotFoundError, ValueError) as e:
@@ -297,8 +303,8 @@ def main(argv):
         for t, r in out["grads"].items():
             print(f"{t:<10}" + "   ".join(f"{name}: {v['rms']:.3f} / grad {v['grad_rms']:.2e}" for name, v in r.items()))
     if c["json"]:
-        with open(c["json"], "w") as f:
-            f.write(dumps(out, indent=1) + "\n")
+        out.update(main_level=main_level, trained_with=cfg, run=provenance("probe.py", c))
+        write_json(c["json"], out)
         print(f"\nwrote {c['json']}")
     print(f"\n{time.time() - t0:.1f}s")
 

@@ -146,6 +146,22 @@ class SparseCut(nn.Module):
         levels = self.vit(views.flatten(0, 1), depth=max(self.levels) + 1)  # each (B*V, N, Cv)
         return {b: levels[b].view(B, self.n_views, *levels[b].shape[1:]) for b in self.levels}
 
+    @torch.no_grad()
+    def cache_levels(self, images, device, batch=64, progress=True):
+        """A frozen ViT's levels for every image, computed once: (M, 2S, 2S, 3) uint8 ->
+        {vit_block: (M, V, N, Cv)} fp16 on the CPU. Later steps then cost only the fusion and the LLM."""
+        from tqdm import tqdm
+        from data.batches import to_float
+        was_training = self.vit.training
+        self.vit.eval()
+        out = {b: [] for b in self.levels}
+        for i in tqdm(range(0, len(images), batch), desc="cache", disable=not progress):
+            f = self.encode(to_float(images[i:i + batch]).to(device))
+            for b in self.levels:
+                out[b].append(f[b].half().cpu())
+        self.vit.train(was_training)
+        return {b: torch.cat(v) for b, v in out.items()}
+
     def fuse(self, feats):
         """{vit_block: (B, V, N, Cv)} -> prefix (B, N, Cl), inject {llm_layer: (B, N, Cl)}."""
         if self.level_norms is not None:  # each level at one scale, whatever its variance: the fusion is shared
@@ -252,3 +268,20 @@ class SparseCut(nn.Module):
         norms = sum(p.numel() for m in (self.level_norms, self.level_fusions) if m is not None for p in m.parameters())
         return {"vit": self.vit.num_params(), "fusion": sum(p.numel() for p in self.fusion.parameters()) + norms,
                 "llm": self.llm.num_params(non_embedding=False)}
+
+
+def param_groups(modules, weight_decay):
+    """AdamW parameter groups, as nanoGPT's configure_optimizers: modules {name: (module, lr)}, each
+    module an nn.Module, a Parameter or None (a part this model has not, or a frozen one: left out);
+    weight decay on 2-D weights only; parameters that do not require grad are left out."""
+    groups = []
+    for name, (module, lr) in modules.items():
+        if module is None:
+            continue
+        params = [p for p in ([module] if isinstance(module, torch.nn.Parameter) else module.parameters())
+                  if p.requires_grad]
+        groups += [{"params": [p for p in params if p.dim() >= 2], "lr": lr, "base_lr": lr,
+                    "weight_decay": weight_decay, "name": name},
+                   {"params": [p for p in params if p.dim() < 2], "lr": lr, "base_lr": lr,
+                    "weight_decay": 0.0, "name": name}]
+    return [g for g in groups if g["params"]]

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from data.batches import stage0_targets, to_float
 from fusion import make_views
 from vit import patchify
 
@@ -51,7 +52,6 @@ def check_targets(low_targets, crop_targets, detail_level, n_layer, main_level):
 
 def view_targets(masks, records, n_side, low_targets, crop_targets):
     """Per-token labels {name: (M, 5, N)}; -1 where a head is not asked on that kind of view."""
-    from data.batches import stage0_targets
     t = stage0_targets(masks, records, n_side)
     for k in t:
         if k not in low_targets:
@@ -159,3 +159,69 @@ class PixelStage0(nn.Module):
         pred = self.heads["pixels"](self.vit(low, depth=self.main_level + 1)[-1])  # (B, N, 3*2p*2p)
         y = pixel_targets(images, self.p)
         return pred, (pred.float() - y).pow(2).mean() / y.var(correction=0).clamp(min=1e-6)
+
+
+# -----------------------------------------------------------------------------
+# what train.py's loop needs of stage 0: a loss on a sampled batch, and a score on held-out views
+
+def scene_task(stage0, train, val, train_ix, low_targets, crop_targets, crops, batch_size, ramp_steps, device, say):
+    """(loss(net, sampler, it), evaluate()) for Stage0 on scenes with a scene graph. train, val:
+    data.batches.Split; train_ix: this rank's training scenes; crops: share of views that are crops;
+    ramp_steps: the invariance and adversary terms reach full weight at half of it."""
+    n_side = stage0.vit.config.image_size // stage0.vit.config.patch_size
+    records = [train.records[i] for i in train_ix]
+    targets = view_targets(train.masks[train_ix], records, n_side, low_targets, crop_targets)
+    val_targets = view_targets(val.masks[:200], val.records[:200], n_side, low_targets, crop_targets)
+    val_low, val_crops = make_views(to_float(val.images[:200]))
+    val_views = torch.cat([val_low, val_crops.flatten(0, 1)])                          # (200*5, 3, S, S)
+
+    def loss(net, sampler, it):
+        ix = torch.randint(len(train_ix), (batch_size,), generator=sampler)
+        view = torch.where(torch.rand(batch_size, generator=sampler) < crops,
+                           torch.randint(1, 5, (batch_size,), generator=sampler), 0)   # 0 low, 1..4 crops
+        images = train.images[train_ix[ix.numpy()]]
+        x = pick_views(to_float(images), view)                                         # (B, 3, S, S)
+        partner = None
+        if stage0.invariance:
+            rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
+            partner = pick_views(to_float(recolour_lowpass(images, train.masks[train_ix[ix.numpy()]],
+                                                           [records[i] for i in ix.tolist()], rng)), view).to(device)
+        y = {k: v[ix, view].to(device) for k, v in targets.items()}                    # each (B, N)
+        # the heads first learn what is where; then the main level is asked, ever more, to drop the
+        # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
+        return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * ramp_steps)))[1]
+
+    @torch.no_grad()
+    def evaluate():
+        """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
+        stage0.eval()
+        out = stage0(val_views.to(device))[0]
+        stage0.train()
+        acc = {}
+        for k in out:
+            y = torch.cat([val_targets[k][:, 0], val_targets[k][:, 1:].flatten(0, 1)])   # (200*5, N)
+            acc[k] = (out[k].argmax(-1).cpu() == y)[y >= 0].float().mean().item()
+        say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
+        return sum(acc.values()) / len(acc)
+
+    return loss, evaluate
+
+
+def pixel_task(stage0, train, val, train_ix, batch_size, device, say):
+    """(loss(net, sampler, it), evaluate()) for PixelStage0 on images without a scene graph."""
+    val_images = to_float(val.images[:200])
+
+    def loss(net, sampler, it):
+        ix = torch.randint(len(train_ix), (batch_size,), generator=sampler)
+        return net(to_float(train.images[train_ix[ix.numpy()]]).to(device), sampler)[1]
+
+    @torch.no_grad()
+    def evaluate():
+        """R^2 of the full-resolution pixels predicted from the low views of 200 val images."""
+        stage0.eval()
+        r2 = 1 - stage0(val_images.to(device))[1].item()
+        stage0.train()
+        say(f"val pixel R^2 {r2:.3f}")
+        return r2
+
+    return loss, evaluate

@@ -19,14 +19,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from checkpoint import all_finite, check_device, load_checkpoint, provenance, save_checkpoint, write_json
-from configurator import configure_or_exit
+from checkpoint import (all_finite, check_device, check_out_dir, claim_out_dir, load_checkpoint, provenance,
+                        same_model, save_checkpoint, truncate_log, write_json)
+from configurator import check_ranges, configure_or_exit
 from data.batches import Examples, load_dataset, to_float
-from fusion import make_views as views_of
-from evaluate import evaluate, format_table, generalisation, measure_peak_flops
+from evaluate import format_table, measure_peak_flops, test_results, val_report
 from llm import GPTConfig
-from sparsecut import SparseCut, SparseCutConfig
-from stage0 import PixelStage0, Stage0, check_targets, pick_views, recolour_lowpass, view_targets
+from sparsecut import SparseCut, SparseCutConfig, param_groups
+from stage0 import PixelStage0, Stage0, check_targets, pixel_task, scene_task
 from vit import ViTConfig
 
 # -----------------------------------------------------------------------------
@@ -103,8 +103,7 @@ config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v
 argv = sys.argv[1:]
 if not any(not a.startswith("-") for a in argv):  # no config file: the CPU recipe for shapes, or for your data
     own = any(a.startswith("--data=") and a[7:].strip("'\"") != "shapes" for a in argv)
-    recipe = "own_cpu.py" if own else "shapes_cpu.py"
-    argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", recipe)] + argv
+    argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config", "own_cpu.py" if own else "shapes_cpu.py")] + argv
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
 started = time.time()
@@ -114,19 +113,11 @@ def bad(msg):  # a setting a user got wrong: one line, before any data or model 
     sys.exit(f"train.py: {msg}")
 
 
-for k in ("batch_size", "vit_batch_size", "gradient_accumulation_steps", "eval_interval", "eval_scenes",
-          "n_train", "n_val", "n_test", "block_size", "patch_size"):
-    if config[k] < 1:
-        bad(f"{k}={config[k]} must be >= 1")
-for k in ("max_iters", "vit_iters", "align_iters", "warmup_iters", "lr_decay_iters", "fusion_lr", "weight_decay", "grad_clip"):
-    if not config[k] >= 0:
-        bad(f"{k}={config[k]} must be >= 0")
-for k in ("learning_rate", "vit_lr", "multi_weight"):
-    if not config[k] > 0:
-        bad(f"{k}={config[k]} must be > 0")
-for k in ("caption_frac", "curriculum_frac", "vit_crops", "min_lr_ratio", "dropout", "eval_fraction"):
-    if not 0 <= config[k] <= 1 or (k == "eval_fraction" and config[k] in (0, 1)):
-        bad(f"{k}={config[k]} must be between 0 and 1" + (" (exclusive)" if k == "eval_fraction" else ""))
+check_ranges(config, "train.py", at_least_1="batch_size vit_batch_size gradient_accumulation_steps eval_interval "
+             "eval_scenes n_train n_val n_test block_size patch_size",
+             at_least_0="max_iters vit_iters align_iters warmup_iters lr_decay_iters fusion_lr weight_decay grad_clip",
+             positive="learning_rate vit_lr multi_weight",
+             fraction="caption_frac curriculum_frac vit_crops min_lr_ratio dropout", open_fraction="eval_fraction")
 if image_size % 2 or image_size // 2 % patch_size:
     bad(f"image_size={image_size} must be even, and image_size/2 a multiple of patch_size={patch_size} (e.g. 64)")
 if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
@@ -134,13 +125,9 @@ if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
 try:
     check_device(device)
     check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
+    check_out_dir(out_dir)
 except ValueError as e:
     bad(e)
-_up = os.path.abspath(out_dir)
-while not os.path.exists(_up):  # the first part of out_dir that exists must be a folder
-    _up = os.path.dirname(_up)
-if not os.path.isdir(_up):
-    bad(f"out_dir={out_dir!r} cannot be made: {_up} is a file, not a folder")
 
 # DDP: one process per device; each rank trains on its own shard of the scenes
 ddp = int(os.environ.get("RANK", -1)) != -1
@@ -156,9 +143,14 @@ torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 os.makedirs(out_dir, exist_ok=True)
-for name in ("ckpt.pt.tmp", "vit.pt.tmp"):  # left by a killed save: never a checkpoint
-    if master and os.path.exists(os.path.join(out_dir, name)):
-        os.remove(os.path.join(out_dir, name))
+if master:  # one run per out_dir; a new run moves an earlier one aside, never over it
+    try:
+        out_lock, moved = claim_out_dir(out_dir, new_run=init_from != "resume")
+    except ValueError as e:
+        bad(e)
+    if moved:
+        say(f"{out_dir} held an earlier run: moved to {os.path.join(out_dir, 'previous')}/ (init_from='resume' continues a run)")
+        init_from, vit_init = (moved.get(os.path.abspath(p), p) for p in (init_from, vit_init))  # read from there
 
 # data ------------------------------------------------------------------------
 if ddp and not master:
@@ -209,24 +201,21 @@ def lr_mult(it, decay):
     return min_lr_ratio + 0.5 * (1 - min_lr_ratio) * (1 + math.cos(math.pi * t))
 
 
-def param_groups(modules):
-    """modules: {name: (module, lr)} -> AdamW groups; weight decay on 2-D weights only."""
-    groups = []
-    for name, (module, lr) in modules.items():
-        params = [p for p in ([module] if isinstance(module, torch.nn.Parameter) else module.parameters())
-                  if p.requires_grad]
-        groups += [{"params": [p for p in params if p.dim() >= 2], "lr": lr, "base_lr": lr,
-                    "weight_decay": weight_decay, "name": name},
-                   {"params": [p for p in params if p.dim() < 2], "lr": lr, "base_lr": lr,
-                    "weight_decay": 0.0, "name": name}]
-    return [g for g in groups if g["params"]]
-
-
 def load_or_exit(path):
     try:
         return load_checkpoint(path, device)
     except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"train.py: {e}")
+        bad(e)
+
+
+def load_weights(module, path, key, prefix=""):
+    """module's weights from the checkpoint at path (those under prefix), or one line saying why not."""
+    ck = load_or_exit(path)
+    try:
+        module.load_state_dict({k[len(prefix):]: v for k, v in ck["model"].items() if k.startswith(prefix)})
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        bad(f"{key}={path} does not fit this model config ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})")
+    return ck
 
 
 def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_sample, evaluate_fn, resume=None):
@@ -310,20 +299,12 @@ stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")
-if init_from == "resume" and os.path.isfile(ckpt_path):
-    resume = load_or_exit(ckpt_path)
-elif init_from == "resume" and os.path.isfile(vit_path):
-    resume = load_or_exit(vit_path)
-elif init_from == "resume":
-    sys.exit(f"train.py: init_from='resume' but {out_dir} has no ckpt.pt or vit.pt")
+if init_from == "resume":  # the latest checkpoint: the text stages', or an unfinished stage 0's
+    found = [p for p in (ckpt_path, vit_path) if os.path.isfile(p)] or bad(f"init_from='resume' but {out_dir} has no ckpt.pt or vit.pt")
+    resume = load_or_exit(found[0])
 if resume is not None:
-    try:  # a setting added since the checkpoint was written takes its default, which is the model it was
-        same = asdict(SparseCutConfig(**resume["model_config"])) == asdict(model_config)
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        sys.exit(f"train.py: the checkpoint in {out_dir} was trained with another model config; "
-                 "use the same settings or another out_dir")
+    if not same_model(resume, model_config):
+        bad(f"the checkpoint in {out_dir} was trained with another model config; use the same settings or another out_dir")
     model.load_state_dict(resume["model"])
     heads.load_state_dict(resume["heads"])
     stage0.adversaries.load_state_dict(resume.get("adversaries", {}))
@@ -335,127 +316,47 @@ if resume is not None:
         say(f"{key}={config[key]}, but the checkpoint's run planned {planned} steps: the LR schedule and curriculum "
             f"keep their {planned}-step length (set --lr_decay_iters={config[key]} to stretch them)")
 elif init_from != "scratch":
-    ck = load_or_exit(init_from)
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, KeyError) as e:
-        sys.exit(f"train.py: {init_from} does not fit this model config ({str(e).splitlines()[0]})")
-    say(f"initialised from {init_from} ({ck['stage']} step {ck['iter']})")
+    ck = load_weights(model, init_from, "init_from")
+    say(f"initialised from {init_from} ({ck.get('stage', '?')} step {ck.get('iter', '?')})")
 
 resuming_tune = resume is not None and resume["stage"] != "vit"
-if master and resume is None:  # a fresh run starts a fresh loss log; a resumed one appends to it
-    open(os.path.join(out_dir, "log.jsonl"), "w").close()
+if master:  # a fresh run starts a fresh loss log; a resumed one keeps it up to where it continues
+    truncate_log(os.path.join(out_dir, "log.jsonl"), *((resume["stage"], resume["iter"]) if resume else ("vit", 0)))
 if vit_init and not resuming_tune:
-    ck = load_or_exit(vit_init)
-    try:
-        model.vit.load_state_dict({k[4:]: v for k, v in ck["model"].items() if k.startswith("vit.")})
-    except RuntimeError as e:
-        sys.exit(f"train.py: vit_init={vit_init} does not fit this ViT config ({str(e).splitlines()[0]})")
+    load_weights(model.vit, vit_init, "vit_init", prefix="vit.")
     say(f"ViT from {vit_init} (stage 0 skipped)")
 elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume is not None):
     if label_free:
-        say("stage 0: no scene graphs in this data, so the ViT pretrains label-free on its images (each low-view "
-            "token predicts the full-resolution pixels it covers; stage0.py), then is frozen and cached: text "
-            "steps ~5x cheaper than end to end (README: Your own data); vit_init=<a vit.pt> or vit_iters=0 "
-            "to choose otherwise")
-        val_images0 = to_float(ds.val.images[:200])
-
-        def stage0_loss(net, sampler, it):
-            ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
-            return net(to_float(ds.train.images[train_ix[ix.numpy()]]).to(device), sampler)[1]
-
-        @torch.no_grad()
-        def stage0_eval():
-            """R^2 of the full-resolution pixels predicted from the low views of 200 val images."""
-            stage0.eval()
-            r2 = 1 - stage0(val_images0.to(device))[1].item()
-            stage0.train()
-            say(f"val pixel R^2 {r2:.3f}")
-            return r2
+        say("stage 0: no scene graphs in this data, so the ViT pretrains label-free on its images (stage0.py)")
+        stage0_loss, stage0_eval = pixel_task(stage0, ds.train, ds.val, train_ix, vit_batch_size, device, say)
     else:
-        n_side = model_config.vit.image_size // patch_size
-        train_records = [ds.train.records[i] for i in train_ix]
-        targets0 = view_targets(ds.train.masks[train_ix], train_records, n_side, vit_targets, vit_crop_targets)
-        val0 = view_targets(ds.val.masks[:200], ds.val.records[:200], n_side, vit_targets, vit_crop_targets)
-        val_low, val_crops = views_of(to_float(ds.val.images[:200]))
-        val_views0 = torch.cat([val_low, val_crops.flatten(0, 1)])                       # (200*5, 3, S, S)
-
-        def stage0_loss(net, sampler, it):
-            ix = torch.randint(len(train_ix), (vit_batch_size,), generator=sampler)
-            view = torch.where(torch.rand(vit_batch_size, generator=sampler) < vit_crops,
-                               torch.randint(1, 5, (vit_batch_size,), generator=sampler), 0)  # 0 low, 1..4 crops
-            images = ds.train.images[train_ix[ix.numpy()]]
-            x = pick_views(to_float(images), view)                                          # (B, 3, S, S)
-            partner = None
-            if vit_invariance:
-                rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
-                partner = pick_views(to_float(recolour_lowpass(images, ds.train.masks[train_ix[ix.numpy()]],
-                                                               [train_records[i] for i in ix.tolist()], rng)), view)
-                partner = partner.to(device)
-            y = {k: v[ix, view].to(device) for k, v in targets0.items()}                     # each (B, N)
-            # the heads first learn what is where; then the main level is asked, ever more, to drop the
-            # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
-            return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * schedule_len("vit", vit_iters))))[1]
-
-        @torch.no_grad()
-        def stage0_eval():
-            """Per-token accuracy of each head on the 5 views of 200 val scenes (where it applies)."""
-            stage0.eval()
-            out = stage0(val_views0.to(device))[0]
-            stage0.train()
-            acc = {}
-            for k in out:
-                y = torch.cat([val0[k][:, 0], val0[k][:, 1:].flatten(0, 1)])                      # (200*5, N)
-                acc[k] = (out[k].argmax(-1).cpu() == y)[y >= 0].float().mean().item()
-            say("val per-token accuracy: " + " ".join(f"{k} {a:.3f}" for k, a in acc.items()))
-            return sum(acc.values()) / len(acc)
-
+        stage0_loss, stage0_eval = scene_task(stage0, ds.train, ds.val, train_ix, vit_targets, vit_crop_targets,
+                                              vit_crops, vit_batch_size, schedule_len("vit", vit_iters), device, say)
     run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
-                                           "adversaries": (stage0.adversaries, vit_lr)}), vit_iters,
+                                           "adversaries": (stage0.adversaries, vit_lr)}, weight_decay), vit_iters,
               vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
 
 if max_iters == 0 and align_iters == 0:  # stage 0 only: a ViT for later runs' vit_init
     say("no text stages (max_iters=0): stopping" + (f"; the ViT is in {vit_path}" if os.path.exists(vit_path) else ""))
-    if ddp:
-        torch.distributed.destroy_process_group()
     sys.exit(0)
 
 # the frozen ViT's levels, computed once: later steps cost only the fusion and the LLM
 feats = None
 if freeze_vit:
     model.vit.requires_grad_(False)
-    model.vit.eval()
-    with torch.no_grad():
-        feats = {b: [] for b in model.levels}
-        for i in tqdm(range(0, len(train_ix), 64), desc="cache", disable=not master):
-            f = model.encode(to_float(ds.train.images[train_ix[i:i + 64]]).to(device))
-            for b in model.levels:
-                feats[b].append(f[b].half().cpu())
-        feats = {b: torch.cat(v) for b, v in feats.items()}                # each (M, V, N, Cv)
+    feats = model.cache_levels(ds.train.images[train_ix], device, progress=master)  # each (M, V, N, Cv) fp16
     say(f"cached ViT levels {model.levels}: {sum(v.numel() * 2 for v in feats.values()) / 2**20:.0f} MiB (fp16)")
 
 
 def text_loss(net, sampler, it, captions_only=False):
     one_object = it < curriculum_frac * schedule_len("tune", max_iters)  # a share of the schedule
-    seg = None
-    if pack and not captions_only:  # the image tokens, most of a row, computed once for all its questions
-        scene = examples.sample_scenes(batch_size, sampler, one_object=one_object, multi_weight=multi_weight)
-        # all rows of a step carry their caption (~22 tokens), or none does: rows of a step end at about
-        # the same length, so less padding than a caption in some rows (14% fewer tokens per step, image included)
-        with_caption = (torch.rand(1, generator=sampler) < caption_frac).expand(batch_size)
-        idx, tgt, seg = examples.pack(scene, with_caption)
-        seg = seg.to(device)
-    else:
-        ix = examples.sample(batch_size, sampler, one_object=one_object, captions_only=captions_only,
-                             multi_weight=multi_weight)
-        idx, tgt, scene = examples.batch(ix)
-    if feats is not None:
-        f = {b: v[scene].to(device).float() for b, v in feats.items()}
-        return net(None, idx.to(device), tgt.to(device), feats=f, segments=seg)[1]
-    return net(to_float(ds.train.images[train_ix[scene.numpy()]]).to(device), idx.to(device), tgt.to(device),
-               segments=seg)[1]
+    idx, tgt, scene, seg = examples.draw(batch_size, sampler, one_object, multi_weight,
+                                         pack and not captions_only, captions_only)
+    f = None if feats is None else {b: v[scene].to(device).float() for b, v in feats.items()}  # each (B, V, N, Cv)
+    images = None if feats is not None else to_float(ds.train.images[train_ix[scene.numpy()]]).to(device)
+    return net(images, idx.to(device), tgt.to(device), feats=f, segments=None if seg is None else seg.to(device))[1]
 
 
 try:
@@ -464,55 +365,31 @@ except ValueError as e:
     bad(f"validation data: {e}")
 
 
-@torch.no_grad()
-def val_eval():
-    """val loss (teacher forcing) and greedy accuracy per type on the first eval_scenes scenes."""
-    model.eval()
-    losses = []
-    for i in range(0, len(val_examples.scene), 64):
-        idx, tgt, scene = val_examples.batch(torch.arange(i, min(i + 64, len(val_examples.scene))))
-        images = to_float(ds.val.images[scene.numpy()]).to(device)
-        losses.append(model(images, idx.to(device), tgt.to(device))[1].item())
-    model.train()
-    res = evaluate(model, tok, ds.val, question_types, device, limit=eval_scenes, captions=32)
-    f1 = "" if res["caption_f1"] is None else f" caption_f1 {res['caption_f1']:.2f}"
-    say(f"\nval loss {sum(losses) / len(losses):.3f} | " +
-        " ".join(f"{k} {v:.2f}" for k, v in res["vqa"].items()) + f1)
-    return res["vqa"]["overall"]
+def val_eval():  # the val loss and accuracy per type on the first eval_scenes scenes; returns overall
+    return val_report(model, tok, val_examples, ds.val, question_types, device, eval_scenes, say)
 
 
 flops_text = model.estimate_flops(max(int(examples.len[ex].sum()) for ex in examples.examples_of) if pack
                                   else examples.max_len)  # the longest row
 step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
+lr_fusion = fusion_lr or learning_rate  # 0: the LLM's
 if align_iters and (resume is None or resume["stage"] == "align"):
     # stage 1: only the fusion learns to speak the LLM's language (run_stage freezes the rest)
-    fusions = {"fusion": (model.fusion, fusion_lr or learning_rate)}
-    if model.level_fusions is not None:
-        fusions["level_fusions"] = (model.level_fusions, fusion_lr or learning_rate)
-    run_stage("align", model, param_groups(fusions), align_iters,
+    fusions = {"fusion": (model.fusion, lr_fusion), "level_fusions": (model.level_fusions, lr_fusion)}
+    run_stage("align", model, param_groups(fusions, weight_decay), align_iters,
               batch_size, lambda n, s, it: text_loss(n, s, it, captions_only=True), ckpt_path, step_flops, val_eval, resume)
     resume = None
-modules = {"fusion": (model.fusion, fusion_lr or learning_rate), "llm": (model.llm, learning_rate)}
-for name in ("level_norms", "level_fusions"):
-    if getattr(model, name) is not None:
-        modules[name] = (getattr(model, name), fusion_lr or learning_rate)
 if not freeze_vit:
     for b, block in enumerate(model.vit.blocks):  # above the deepest tap: never run, never a gradient
         block.requires_grad_(b <= max(model.levels))
-    modules["vit"] = (model.vit, vit_lr)
-if model.gates is not None:
-    modules["gates"] = (model.gates, learning_rate)
-run_stage("tune", model, param_groups(modules), max_iters, batch_size, text_loss, ckpt_path, step_flops, val_eval, resume)
+modules = {"fusion": (model.fusion, lr_fusion), "llm": (model.llm, learning_rate), "level_norms": (model.level_norms, lr_fusion),
+           "level_fusions": (model.level_fusions, lr_fusion), "vit": (None if freeze_vit else model.vit, vit_lr),
+           "gates": (model.gates, learning_rate)}  # None: the model has no such part, or it is frozen
+run_stage("tune", model, param_groups(modules, weight_decay), max_iters, batch_size, text_loss, ckpt_path, step_flops, val_eval, resume)
 
 # final test evaluation --------------------------------------------------------------------------
 if master:
-    t0 = time.time()
-    results = evaluate(model, tok, ds.test, question_types, device, limit=None, captions=None)
-    results.update(generalisation(model, tok, ds, question_types, device))  # "paraphrase", "compositional"
-    results["eval_seconds"] = round(time.time() - t0, 1)
-    if model.gates is not None:  # which shortcuts the model chose to use
-        results["gates"] = {f"{b}->{l}": round(math.tanh(g), 3) for (b, l), g in zip(model.shortcuts, model.gates.tolist())}
-        say("learned gates tanh(g), ViT block->LLM layer: " + " ".join(f"{k} {v:+.3f}" for k, v in results["gates"].items()))
+    results = test_results(model, tok, ds, question_types, device)  # the test table, held-out wordings and pairs
     print(format_table(results))
     results["run"] = provenance("train.py", config, peak, started)  # docs/tables.py checks and tabulates it
     write_json(os.path.join(out_dir, "results.json"), results)

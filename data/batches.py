@@ -87,7 +87,7 @@ class Examples:
     """Every question of the given types (and the caption, if any) of a list of records, tokenized."""
 
     def __init__(self, tok, records, question_types, caption_frac, max_text_len):
-        self.max_text_len = max_text_len
+        self.max_text_len, self.caption_frac = max_text_len, caption_frac
         rows, self.scene, self.n_objects, self.is_caption = [], [], [], []
         for i, r in enumerate(records):
             pairs = [(vqa_prompt(q["question"]), q["answer"], False) for q in r["qa"]
@@ -140,6 +140,19 @@ class Examples:
         """ix (B,) -> idx (B, T), targets (B, T), scene (B,), T trimmed to the longest example."""
         T = int(self.len[ix].max())
         return self.idx[ix, :T], self.targets[ix, :T], self.scene[ix]
+
+    def draw(self, batch_size, generator, one_object, multi_weight, pack, captions_only=False):
+        """A training batch: idx, targets (B, T), scene (B,), segments (B, T) or None. pack: one row
+        per scene with all its questions (below); otherwise one example per row."""
+        if not pack:
+            ix = self.sample(batch_size, generator, one_object, captions_only, multi_weight)
+            return *self.batch(ix), None
+        scene = self.sample_scenes(batch_size, generator, one_object, multi_weight)
+        # all rows of a step carry their caption (~22 tokens), or none does: rows of a step end at about
+        # the same length, so less padding than a caption in some rows (14% fewer tokens per step, image included)
+        with_caption = (torch.rand(1, generator=generator) < self.caption_frac).expand(batch_size)
+        idx, targets, segments = self.pack(scene, with_caption)
+        return idx, targets, scene, segments
 
     # packing (train.py's `pack`): one row per scene, all its questions one after another, so the
     # image tokens, most of a row, are computed once for five answers instead of once for each

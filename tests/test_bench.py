@@ -6,7 +6,7 @@ from tests.forkserver import run
 
 def test_bench_runs_and_reports_what_each_design_costs(tmp_path):
     path = tmp_path / "bench.json"
-    r = run("bench.py", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16", "--n_head=2",
+    r = run("bench.py", "--image_size=16", "--patch_size=4", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16", "--n_head=2",
             "--batch_size=2", "--repeats=1", "--text_len=5", "--decode_tokens=2", f"--json={str(path)!r}")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["variant"]: row for row in json.loads(path.read_text())["rows"]}
@@ -35,7 +35,7 @@ def test_bench_rejects_sizes_that_do_not_fit():
 
 def test_bench_quick_has_the_kv_cache_column(tmp_path):
     path = tmp_path / "bench.json"
-    r = run("bench.py", "--quick", "--image_size=16", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16",
+    r = run("bench.py", "--quick", "--image_size=16", "--patch_size=4", "--vit_n_embd=16", "--vit_n_head=2", "--n_embd=16",
             "--n_head=2", "--batch_size=2", "--text_len=5", "--decode_tokens=2", "--gen_tokens=6", f"--json={str(path)!r}")
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(path.read_text())

@@ -111,7 +111,8 @@ def write_atomic(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.remove(tmp)  # a SIGKILL leaves it instead: never read
+        if os.path.exists(tmp):  # a SIGKILL leaves it instead: never read
+            os.remove(tmp)
         raise
     return os.path.getsize(path)
 

@@ -1,0 +1,266 @@
+"""
+Every table of numbers in README.md and docs/*.md is made here, from the result files in results/
+(the JSON that train.py, experiments.py, bench.py and probe.py wrote, copied there as they came).
+
+    python docs/tables.py            # rewrite the tables and quoted numbers in README.md and docs/*.md
+    python docs/tables.py --check    # exit 1 if a page differs from what results/ gives (tests do this)
+
+A page marks what is generated, so a hand edit cannot outlive the next run:
+    <!-- table: NAME -->                    a table: the lines up to <!-- /table --> are rewritten
+    <!-- v: NAME -->.971<!-- /v -->          a number in a sentence (NAME as in values())
+Which result file a table reads, and the command that made it, is in TABLES and results/README.md.
+"""
+import ast
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configurator import configure  # noqa: E402  (the repository's own, as train.py applies it)
+
+RESULTS = os.path.join(ROOT, "results")
+PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+TYPES = ["colour", "shape", "count", "position", "texture"]
+SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
+
+
+def load(name):
+    with open(os.path.join(RESULTS, name + ".json")) as f:
+        return json.load(f)
+
+
+def family(prefix):
+    """{seed: results} of results/<prefix>_s<seed>.json, by seed."""
+    out = {}
+    for path in glob.glob(os.path.join(RESULTS, prefix + "_s*.json")):
+        seed = os.path.basename(path)[len(prefix) + 2:-5]
+        if seed.isdigit():
+            out[int(seed)] = load(os.path.basename(path)[:-5])
+    return dict(sorted(out.items()))
+
+
+def f3(x):
+    return "-" if x is None else f"{x:.3f}".replace("0.", ".", 1)
+
+
+def pm(xs):
+    return f"{f3(statistics.mean(xs))} ± {f3(statistics.stdev(xs))}" if len(xs) > 1 else f3(xs[0])
+
+
+def minutes(s):
+    return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
+
+
+def row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def headline(r):
+    """The numbers one train.py run is judged by."""
+    return {**{t: r["vqa"][t] for t in TYPES + ["overall"]}, **r.get("by_objects", {}),
+            "paraphrase": r.get("paraphrase", {}).get("overall"), "compositional": r.get("compositional", {}).get("overall"),
+            "caption F1": r.get("caption_f1")}
+
+
+def made(r):
+    run = r["run"]
+    return f"`{run['command']}` at commit {run['commit']}, {run['threads']} thread(s), {run['machine']}"
+
+
+# -----------------------------------------------------------------------------
+# the tables
+
+def table_main():
+    r = load("main")
+    h, m = headline(r), r["majority"]
+    lines = [row(["", "accuracy", "majority answer"]), row(["---", "---", "---"])]
+    lines += [row([t, f3(h[t]), f3(m.get(t))]) for t in TYPES]
+    lines += [row(["**overall**", f"**{f3(h['overall'])}**", f3(m.get("overall"))])]
+    lines += [row([k, f3(h[k]), ""]) for k in ("1 object", "2+ objects") if k in h]
+    lines += [row(["paraphrase (held-out wordings)", f3(h["paraphrase"]), ""]),
+              row(["compositional (unseen colour-shape pairs)", f3(h["compositional"]), ""]),
+              row(["caption F1", f3(h["caption F1"]), ""])]
+    return lines + ["", f"From results/main.json: {made(r)}, {minutes(r['run']['seconds'])} wall, data generation included."]
+
+
+def table_seeds(prefix="main"):
+    runs = family(prefix)
+    cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
+    lines = [row(["seed"] + cols), row(["---"] * (len(cols) + 1))]
+    per = {s: headline(r) for s, r in runs.items()}
+    lines += [row([s] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
+    lines += [row(["mean ± sd"] + [pm([h[c] for h in per.values()]) for c in cols])]
+    first = next(iter(runs.values()))
+    return lines + ["", f"From results/{prefix}_s*.json: {made(first)}, one command per seed (`--seed=S`)."]
+
+
+def table_experiments(name):
+    """A sweep of experiments.py: accuracy per type, mean ± sd over its seeds."""
+    r = load(name)
+    cols = TYPES + ["overall"]
+    lines = [row(["variant"] + cols + ["2+ objects"]), row(["---"] * (len(cols) + 2))]
+    for v in r["rows"]:
+        cells = [v["acc"][t] for t in cols] + [v["two_objects"]]
+        lines.append(row([v["name"]] + [f"{f3(m)} ± {f3(s)}" if len(r["seeds"]) > 1 else f3(m) for m, s in cells]))
+    return lines + ["", f"From results/{name}.json: `{r['run']['command']}` at commit {r['run']['commit']}, "
+                        f"seeds {r['seeds']}, {r['max_iters']} text steps."]
+
+
+def table_bench():
+    r = load("bench")
+    base = r["rows"][0]
+    lines = [row(["variant", "context", "MFLOP per sample (ViT / fusion / LLM)", "train step", "prefill",
+                  "decode / token"]), row(["---"] * 6)]
+    for v in r["rows"]:
+        lines.append(row([v["variant"], v["context"], f"{v['flops_vit'] / 1e6:.0f} / {v['flops_fusion'] / 1e6:.0f} / "
+                          f"{v['flops_llm'] / 1e6:.0f}", *(f"{v[k] / base[k]:.2f}x" for k in
+                                                             ("train_step_s", "prefill_s", "decode_token_s"))]))
+    return lines + ["", f"From results/bench.json: `{r['run']['command']}` at commit {r['run']['commit']}, "
+                        f"{r['run']['threads']} thread(s); ratios to the baseline, medians of {r['config']['repeats']}; "
+                        f"the KV cache generates {r['config']['gen_tokens']} tokens {base['kv_speedup']:.1f}x faster "
+                        f"than recomputing."]
+
+
+def table_probe(name):
+    r = load(name)
+    keys = list(next(iter(r["levels"].values())))
+    lines = [row(["ViT level"] + keys), row(["---"] * (len(keys) + 1))]
+    for level, v in r["levels"].items():
+        tag = f"{level} (main)" if str(level) == str(r.get("main_level")) else level
+        lines.append(row([tag] + [f"{f3(v[k]['acc'])} ({100 * v[k]['var_share']:.1f}%)" for k in keys]))
+    return lines + ["", f"From results/{name}.json: `{r['run']['command']}` at commit {r['run']['commit']}. "
+                        "Held-out accuracy of a linear probe on object tokens (share of their variance the attribute explains)."]
+
+
+TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
+          "quicklab": lambda: table_seeds("quicklab"),
+          "probe_main": lambda: table_probe("probe_main")}
+
+
+def values():
+    """Numbers quoted in sentences, by name."""
+    out = {}
+    if os.path.exists(os.path.join(RESULTS, "main.json")):
+        r = load("main")
+        out.update({f"main.{k}": f3(v) for k, v in headline(r).items()})
+        out["main.time"] = minutes(r["run"]["seconds"])
+    for prefix in ("main", "quicklab"):
+        runs = family(prefix)
+        if runs:
+            ov = [r["vqa"]["overall"] for r in runs.values()]
+            out[f"{prefix}_seeds.n"] = str(len(runs))
+            out[f"{prefix}_seeds.overall"] = f"{f3(min(ov))}-{f3(max(ov))}"
+            out[f"{prefix}_seeds.mean"] = pm(ov)
+    return out
+
+
+# -----------------------------------------------------------------------------
+# checks: a result shown as today's must have been made by today's recipe and data
+
+def train_defaults():
+    """train.py's defaults, read from its source without running it (literal values only)."""
+    tree = ast.parse(open(os.path.join(ROOT, "train.py")).read())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            t = node.targets[0]
+            names = [e.id for e in t.elts] if isinstance(t, ast.Tuple) else [t.id] if isinstance(t, ast.Name) else []
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            out.update(zip(names, value) if isinstance(t, ast.Tuple) else {names[0]: value} if names else {})
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "config":
+            break
+    return out
+
+
+def expected_config(command):
+    """The config train.py builds from a recorded command line ('python train.py [file] --k=v ...')."""
+    args = command.split()[2:]
+    files = [a for a in args if not a.startswith("--")]
+    if not files:  # as train.py does: the main job's recipe when no config file is given
+        files = [os.path.join("config", "shapes_cpu.py")]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return configure(train_defaults(), files + [a for a in args if a.startswith("--")])
+    finally:
+        os.chdir(cwd)
+
+
+def problems():
+    """Why a result file shown as today's is not today's: another render VERSION or other settings."""
+    from data.shapes.render import VERSION
+    out = []
+    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+        name = os.path.basename(path)
+        r = json.load(open(path))
+        run = r.get("run") or {}
+        command = run.get("command", "")
+        if command.startswith("python experiments.py"):  # each variant: its config file, then its overrides
+            c = run["config"]
+            checks = [(v["config"], v["render_version"], expected_config(" ".join(
+                ["python train.py", c["config_file"], c["train_args"]] + [f"--{k}={x!r}" for k, x in v["overrides"].items()])),
+                {"seed", "out_dir", "vit_init", "max_iters", "init_from"}) for v in r["rows"]]
+        elif command.startswith("python train.py"):
+            checks = [(run["config"], run["render_version"], expected_config(command), set())]
+        elif "trained_with" in r:  # probe.py: the checkpoint's run must be the main job's
+            checks = [(r["trained_with"], VERSION, expected_config("python train.py"), {"seed", "out_dir", "init_from"})]
+        else:  # bench.py: no data; its model sizes must be the main job's
+            main = expected_config("python train.py")
+            checks = [({k: run["config"].get(k) for k in SIZES}, VERSION, {k: main[k] for k in SIZES}, set())]
+        for got, version, want, free in checks:
+            if version != VERSION:
+                out.append(f"{name}: made with render VERSION {version}, the code's is {VERSION}")
+            diff = sorted(k for k in set(got) | set(want) if k not in free and got.get(k) != want.get(k))
+            if diff:
+                out.append(f"{name}: settings differ from what its command gives today: " +
+                           ", ".join(f"{k}={got.get(k)!r} (today {want.get(k)!r})" for k in diff[:6]))
+    return out
+
+
+def render(text):
+    """The page with every marked table and number made anew."""
+    def table(m):
+        name = m.group(1)
+        if name not in TABLES:
+            raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+        return f"{m.group(0).split(chr(10))[0]}\n" + "\n".join(TABLES[name]()) + "\n<!-- /table -->"
+    text = re.sub(r"<!-- table: (\w+) -->\n.*?<!-- /table -->", table, text, flags=re.S)
+    vals = values()
+
+    def value(m):
+        if m.group(1) not in vals:
+            raise KeyError(f"unknown value {m.group(1)!r}; known: {', '.join(sorted(vals))}")
+        return f"<!-- v: {m.group(1)} -->{vals[m.group(1)]}<!-- /v -->"
+    return re.sub(r"<!-- v: ([\w.+ ]+?) -->.*?<!-- /v -->", value, text)
+
+
+def main(argv):
+    check = "--check" in argv
+    stale = []
+    for page in PAGES:
+        text = open(page).read()
+        new = render(text)
+        if new != text:
+            stale.append(os.path.relpath(page, ROOT))
+            if not check:
+                with open(page, "w") as f:
+                    f.write(new)
+    bad = problems()
+    for p in bad:
+        print(f"tables.py: {p}")
+    if check and stale:
+        print(f"tables.py: {', '.join(stale)} differ from what results/ gives: run python docs/tables.py")
+    elif stale:
+        print(f"rewrote {', '.join(stale)}")
+    return 1 if bad or (check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
