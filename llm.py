@@ -82,7 +82,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         # tanh: GPT-2's, so its weights give its logits; exact (erf) made our text step ~10%
-        # cheaper on a 2-core CPU (README: Another machine)
+        # cheaper on a 2-core CPU (docs/FINDINGS.md)
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 

@@ -1,34 +1,35 @@
 # The main job: a SparseCut model (concat fusion, sparse U-shaped shortcuts) on the shapes data,
-# in under ten minutes on a 2-core CPU (5 min 45 s in the last timed run; machines differ). `python train.py` applies this file when no config is given.
-# Why each stage: see the README's "The recipe".
+# in under ten minutes on a 2-core CPU (README "What to expect"). `python train.py` applies this
+# file when no config is given. Why each stage: README "The recipe"; how each setting below was
+# chosen, with its runs (on earlier versions, so their digits differ): docs/FINDINGS.md.
 out_dir = "out"
 device = "cpu"
 n_train, n_val, n_test = 10000, 1000, 1000
 min_objects, max_objects = 1, 2
 question_types = ["colour", "shape", "count", "position", "texture"]
 caption_frac = 0.2
-pack = True  # a row per scene, all its questions: 5 answers per row (README: The recipe)
+pack = True  # a row per scene, all its questions: 5 answers per row (docs/FINDINGS.md)
 curriculum_frac = 0.25
-multi_weight = 3.0  # after the curriculum, 2-object scenes (where binding is learned) 3x as often: .915 -> .946 over 4 seeds (README: The recipe)
+multi_weight = 3.0  # after the curriculum, 2-object scenes (where binding is learned) 3x as often: .915 -> .946 over 4 seeds (docs/FINDINGS.md)
 # model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources). Block 5, above
 # the main level, is never run nor trained (50k of the ViT's 313k parameters): kept so that the main
 # level is the penultimate block, as in LLaVA (main_level=-2).
 vit_n_layer, vit_n_head, vit_n_embd = 6, 4, 64
-patch_size = 8  # 16 tokens per view (4x4 patches: 64): a 4x cheaper ViT, cheaper text steps, worse shape (README: The recipe)
-n_layer, n_head, n_embd = 4, 2, 64  # two heads of 32, not four of 16: a cheaper step, not worse over seeds (README: Ten minutes)
-gelu = "exact"  # not GPT-2's tanh approximation: a text step ~9% cheaper, not worse over seeds (README: Another machine)
+patch_size = 8  # 16 tokens per view (4x4 patches: 64): a 4x cheaper ViT, cheaper text steps, worse shape (docs/FINDINGS.md)
+n_layer, n_head, n_embd = 4, 2, 64  # two heads of 32, not four of 16: a cheaper step, not worse over seeds (docs/FINDINGS.md)
+gelu = "exact"  # not GPT-2's tanh approximation: a text step ~9% cheaper, not worse over seeds (docs/FINDINGS.md)
 fusion = "concat"
 shortcut = "sparse"
 density = 2
 order = "u"
 # stage 0 (ViT alone), then frozen + cached; stage 1 merged into stage 2 (our LLM is not pretrained)
-vit_iters = 2400  # 1200: shape alone in the picture .87; 2400: .97 per token, every 1-object question .995 (README: The recipe)
+vit_iters = 2400  # 1200: shape alone in the picture .87; 2400: .97 per token, every 1-object question .995 (docs/FINDINGS.md)
 vit_targets = ["shape", "cell", "centre"]            # low views: what is here, and where
 vit_crop_targets = ["shape", "colour", "texture"]    # crops: what is here, and its fine detail
 vit_crops = 0.5
 freeze_vit = True
 align_iters = 0
-max_iters = 5000  # data v6, seeds 1337 / 1: 3000 steps .907 / .958 overall, 5000 .957 / .972 (the lookup by description comes late; README: Paraphrase on every seed)
+max_iters = 5000  # data v6, seeds 1337 / 1: 3000 steps .907 / .958 overall, 5000 .957 / .972 (the lookup by description comes late; docs/FINDINGS.md)
 batch_size = 32
-learning_rate = 2e-3  # 1e-3 until this version: on another machine its run did not bind (README: Another machine)
+learning_rate = 2e-3  # 1e-3 bound on one machine and not on another, same seed (docs/FINDINGS.md)
 eval_interval = 1000

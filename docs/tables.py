@@ -89,6 +89,8 @@ def table_main():
 
 def table_seeds(prefix="main"):
     runs = family(prefix)
+    if not runs:
+        raise FileNotFoundError(f"no results/{prefix}_s*.json: see results/README.md for the command")
     cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
     lines = [row(["seed"] + cols), row(["---"] * (len(cols) + 1))]
     per = {s: headline(r) for s, r in runs.items()}
@@ -146,7 +148,8 @@ def values():
     out = {}
     if os.path.exists(os.path.join(RESULTS, "main.json")):
         r = load("main")
-        out.update({f"main.{k}": f3(v) for k, v in headline(r).items()})
+        out.update({f"main.{k.replace('2+ objects', 'two').replace('1 object', 'one').replace('caption F1', 'f1')}": f3(v)
+                    for k, v in headline(r).items()})
         out["main.time"] = minutes(r["run"]["seconds"])
     for prefix in ("main", "quicklab"):
         runs = family(prefix)
@@ -166,16 +169,17 @@ def train_defaults():
     tree = ast.parse(open(os.path.join(ROOT, "train.py")).read())
     out = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            t = node.targets[0]
-            names = [e.id for e in t.elts] if isinstance(t, ast.Tuple) else [t.id] if isinstance(t, ast.Name) else []
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-            out.update(zip(names, value) if isinstance(t, ast.Tuple) else {names[0]: value} if names else {})
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "config":
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        t = node.targets[0]
+        if getattr(t, "id", "") == "config":  # the defaults end where train.py collects them
             break
+        names = [e.id for e in t.elts] if isinstance(t, ast.Tuple) else [t.id] if isinstance(t, ast.Name) else []
+        try:
+            values = ast.literal_eval(node.value)
+        except ValueError:  # not a literal (device = "cuda" if ... else "cpu"): any value fits
+            values = (None,) * len(names) if isinstance(t, ast.Tuple) else None
+        out.update(zip(names, values) if isinstance(t, ast.Tuple) else {n: values for n in names})
     return out
 
 
@@ -238,7 +242,7 @@ def render(text):
         if m.group(1) not in vals:
             raise KeyError(f"unknown value {m.group(1)!r}; known: {', '.join(sorted(vals))}")
         return f"<!-- v: {m.group(1)} -->{vals[m.group(1)]}<!-- /v -->"
-    return re.sub(r"<!-- v: ([\w.+ ]+?) -->.*?<!-- /v -->", value, text)
+    return re.sub(r"<!-- v: ([\w.]+) -->.*?<!-- /v -->", value, text)
 
 
 def main(argv):

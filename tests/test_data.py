@@ -396,7 +396,7 @@ def test_pack_puts_each_scenes_questions_in_one_row(splits):
 
 def test_rewording_the_questions_leaves_every_image_as_it_was(monkeypatch):
     """Questions are drawn from a stream of their own, so a stage-0 ViT trained on the images stays
-    valid when the wordings change (README: Paraphrase on every seed)."""
+    valid when the wordings change (docs/FINDINGS.md: Wordings)."""
     types = ["colour", "shape", "count", "position", "texture"]
     images, _, records = make_split("train", 30, max_objects=2, question_types=types)
     monkeypatch.setitem(R.PHRASINGS, "attribute", R.PHRASINGS["attribute"][:2])  # fewer wordings, other draws

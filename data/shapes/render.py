@@ -196,7 +196,7 @@ PHRASINGS = {
                   "what {attr} does {ref} have?", "what {attr} is {where}?", "tell me what {attr} {ref} is.",
                   "what's the {attr} {where}?", "tell me the {attr} {where}."],
     # more words people use (hue, pattern, location, ...), each in several frames: a model trained
-    # from scratch knows no word its training text never had (README: paraphrase)
+    # from scratch knows no word its training text never had (docs/FINDINGS.md: Wordings)
     "colour": ["what is the hue of {ref}?", "what hue does {ref} have?", "what's the hue of {ref}?",
                "tell me the hue of {ref}."],
     "texture": ["what is the pattern of {ref}?", "what pattern does {ref} have?", "what's the pattern of {ref}?",
@@ -220,7 +220,7 @@ PHRASINGS = {
 # A frame ("what's the ... of {ref}?", "tell me the ... of {ref}.") and a word (hue, pattern,
 # location) each occur in training in other combinations, so that a held-out wording is a new
 # combination of known parts: the training text teaches which word decides the type, not which
-# frame goes with which type (README: paraphrase).
+# frame goes with which type (docs/FINDINGS.md: Wordings).
 # Held out: never used for train/val/test questions, only for the test split's "qa_paraphrase"
 # (same types, same scene, answers from the same scene graph), to measure whether the model
 # understands a question it has never seen worded that way. Each is a new sentence made of words

@@ -1,0 +1,69 @@
+"""docs/tables.py: every table and quoted number in README.md and docs/*.md is what results/ gives,
+and every result shown as today's was made by today's recipe and data."""
+import importlib.util
+import json
+import os
+import shutil
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("tables", os.path.join(ROOT, "docs", "tables.py"))
+tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tables)
+
+
+def test_every_page_is_what_the_results_give():
+    for page in tables.PAGES:
+        text = open(page).read()
+        assert tables.render(text) == text, f"{os.path.relpath(page, ROOT)}: run python docs/tables.py"
+
+
+def test_every_result_was_made_by_todays_recipe_and_data():
+    assert tables.problems() == []
+
+
+def test_the_readme_shows_generated_tables_and_numbers():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    assert "<!-- table: main -->" in text and "<!-- v: main.overall -->" in text
+
+
+def test_one_edited_number_fails():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    start = text.index("<!-- table: main -->")
+    line = next(l for l in text[start:].splitlines() if l.startswith("| colour"))
+    edited = text.replace(line, line.replace(".", ".1", 1), 1)  # .981 -> .1981: one number changed by hand
+    assert edited != text and tables.render(edited) == text
+    v = text.index("<!-- v: main.overall -->") + len("<!-- v: main.overall -->")
+    edited = text[:v] + "9" + text[v:]
+    assert tables.render(edited) == text
+
+
+@pytest.fixture
+def results_copy(tmp_path, monkeypatch):
+    shutil.copytree(tables.RESULTS, tmp_path / "results")
+    monkeypatch.setattr(tables, "RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def edit(path, change):
+    r = json.loads(path.read_text())
+    change(r)
+    path.write_text(json.dumps(r))
+
+
+def test_a_result_from_another_data_version_is_flagged(results_copy):
+    edit(results_copy / "main.json", lambda r: r["run"].update(render_version=r["run"]["render_version"] - 1))
+    assert any("main.json: made with render VERSION" in p for p in tables.problems())
+
+
+def test_a_result_made_with_other_settings_is_flagged(results_copy):
+    edit(results_copy / "main.json", lambda r: r["run"]["config"].update(learning_rate=1e-3))
+    assert any("main.json: settings differ" in p and "learning_rate" in p for p in tables.problems())
+
+
+def test_the_expected_settings_are_what_train_py_applies():
+    c = tables.expected_config("python train.py --seed=3")
+    assert c["seed"] == 3 and c["patch_size"] == 8 and c["out_dir"] == "out"  # config/shapes_cpu.py over the defaults
+    c = tables.expected_config("python train.py config/detail_at_depth.py --max_iters=7")
+    assert c["vit_detail_level"] == 1 and c["max_iters"] == 7
