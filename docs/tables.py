@@ -34,8 +34,11 @@ def load(name):
 
 
 def family(prefix):
-    """{seed: results} of results/<prefix>_s<seed>.json, by seed."""
+    """{seed: results} of results/<prefix>.json (its seed from its settings) and <prefix>_s<seed>.json."""
     out = {}
+    if os.path.exists(os.path.join(RESULTS, prefix + ".json")):
+        r = load(prefix)
+        out[r["run"]["config"]["seed"]] = r
     for path in glob.glob(os.path.join(RESULTS, prefix + "_s*.json")):
         seed = os.path.basename(path)[len(prefix) + 2:-5]
         if seed.isdigit():
@@ -92,12 +95,13 @@ def table_seeds(prefix="main"):
     if not runs:
         raise FileNotFoundError(f"no results/{prefix}_s*.json: see results/README.md for the command")
     cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
-    lines = [row(["seed"] + cols), row(["---"] * (len(cols) + 1))]
+    lines = [row(["seed", "threads"] + cols), row(["---"] * (len(cols) + 2))]
     per = {s: headline(r) for s, r in runs.items()}
-    lines += [row([s] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
-    lines += [row(["mean ± sd"] + [pm([h[c] for h in per.values()]) for c in cols])]
-    first = next(iter(runs.values()))
-    return lines + ["", f"From results/{prefix}_s*.json: {made(first)}, one command per seed (`--seed=S`)."]
+    lines += [row([s, runs[s]["run"]["threads"]] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
+    lines += [row(["mean ± sd", ""] + [pm([h[c] for h in per.values()]) for c in cols])]
+    first = load(prefix) if os.path.exists(os.path.join(RESULTS, prefix + ".json")) else runs[min(runs)]
+    return lines + ["", f"From results/{prefix}*.json: {made(first)}; the same command with `--seed=S` for the "
+                        "other seeds."]
 
 
 def table_experiments(name):
@@ -139,6 +143,8 @@ def table_probe(name):
 
 
 TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
+          "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
+          "probe_detail": lambda: table_probe("probe_detail"),
           "quicklab": lambda: table_seeds("quicklab"),
           "probe_main": lambda: table_probe("probe_main")}
 
@@ -151,6 +157,11 @@ def values():
         out.update({f"main.{k.replace('2+ objects', 'two').replace('1 object', 'one').replace('caption F1', 'f1')}": f3(v)
                     for k, v in headline(r).items()})
         out["main.time"] = minutes(r["run"]["seconds"])
+    for name in ("detail", "default"):  # experiments.py sweeps: <name>.<variant>.<type>, the mean over seeds
+        if os.path.exists(os.path.join(RESULTS, name + ".json")):
+            for v in load(name)["rows"]:
+                out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
+                out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
     for prefix in ("main", "quicklab"):
         runs = family(prefix)
         if runs:
