@@ -25,6 +25,7 @@ from configurator import check_ranges, configure_or_exit
 from data.batches import Examples, load_dataset, to_float
 from evaluate import format_table, measure_peak_flops, test_results, val_report
 from llm import GPTConfig
+from machine import use_threads
 from sparsecut import SparseCut, SparseCutConfig, param_groups
 from stage0 import PixelStage0, Stage0, check_targets, pixel_task, scene_task
 from vit import ViTConfig
@@ -41,6 +42,7 @@ eval_scenes = 100       # val scenes per periodic evaluation (the final test use
 seed = 1337
 device = "cuda" if torch.cuda.is_available() else "cpu"
 compile = False
+threads = None          # CPU threads; None: as many as are free at start (machine.py), a resume: its own
 # data
 data = "shapes"         # 'shapes' (generated into data_dir) or a LLaVA-format JSON path
 data_dir = "data/shapes"
@@ -139,6 +141,7 @@ if ddp:
         torch.cuda.set_device(device)
 master = rank == 0
 say = print if master else (lambda *a, **k: None)
+threads = use_threads(threads, "train.py", say, resume=out_dir if init_from == "resume" else "")
 torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
@@ -277,7 +280,7 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 best = max(best, metric)
                 log.flush()
                 save_checkpoint(ckpt_path, {
-                    "stage": stage, "iter": it + 1, "best": best, "config": config,
+                    "stage": stage, "iter": it + 1, "best": best, "config": config, "threads": threads,
                     "model_config": asdict(model_config), "model": model.state_dict(),
                     "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
                     "optimizer": optimizer.state_dict(),

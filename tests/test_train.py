@@ -45,6 +45,7 @@ def test_end_to_end_writes_checkpoint_and_results(tmp_path):
     assert 0 <= res["paraphrase"]["overall"] <= 1 and 0 <= res["compositional"]["overall"] <= 1  # held-out wordings, pairs
     ck = torch.load(out / "ckpt.pt", weights_only=True)
     assert ck["stage"] == "tune" and ck["iter"] == 20 and "optimizer" in ck and "sampler" in ck["rng"]
+    assert ck["threads"] == 1  # OMP_NUM_THREADS=1 (tests/forkserver.py): a resume goes on with it
     log = losses(out / "log.jsonl")
     assert [i for s, i, _ in log if s == "vit"] == list(range(20))
     assert [i for s, i, _ in log if s == "tune"] == list(range(20))
