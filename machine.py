@@ -1,6 +1,6 @@
 """
-How much of this machine a run takes: the threads it uses. Every script calls use_threads() right
-after reading its config.
+How much of this machine a run takes, and what it can do: the threads it uses, and the matmul
+peak its MFU is measured against. Every script calls use_threads() right after reading its config.
 
 Threads. torch's default, one per core, is the fastest on a quiet machine; but beside a program
 that keeps cores busy, every parallel op waits for the thread that has no core (on 2 cores beside
@@ -9,12 +9,18 @@ quiet machine, 1.45x). So a script takes what is free when it starts: torch's de
 cores other programs keep busy, read from /proc/stat over a quarter of a second. --threads=N or
 OMP_NUM_THREADS decide instead. Threads change how sums are rounded: the same seed, machine and
 thread count give the same numbers, so a resumed run goes on with the count it started with.
+
+MFU. The peak is measured once at start (evaluate.measure_peak_flops); a busy start reads it low,
+and MFU then read 628%. So a step that beats it measures it again (Peak.mfu), and MFU never reads
+above 100%.
 """
 import os
 import sys
 import time
 
 import torch
+
+from evaluate import measure_peak_flops
 
 
 def cpu_times(path="/proc/stat"):
@@ -86,3 +92,30 @@ def use_threads(threads, script, say=print, resume=""):
     say(f"{n} thread{'s' if n > 1 else ''} ({why})")
     return n
 
+
+class Peak:
+    """The matmul peak MFU is measured against: measured at start, and again when a step beats it (a
+    busy start reads it low; the first time, then at most once every `every` seconds). The peak is
+    then the best of the measurements and of that step, which ran at least that fast: MFU never
+    reads above 100%."""
+
+    def __init__(self, device, m, n, say=print, every=60.0):
+        self.device, self.shape, self.say, self.every = device, (m, n), say, every
+        self.flops, self.measured = measure_peak_flops(device, m, n), 0.0  # from the run's RNG, as always
+        say(f"matmul peak on this machine: {self.flops / 1e9:.0f} GFLOP/s (MFU is measured against it)")
+
+    def mfu(self, flops, seconds):
+        """The share of the peak a step of `flops` that took `seconds` used."""
+        rate = flops / seconds
+        if rate > self.flops:
+            again = 0.0
+            if time.time() - self.measured > self.every:  # the first time, then at most once a minute (0.2 s)
+                kind = torch.device(self.device).type
+                with torch.random.fork_rng(devices=[] if kind == "cpu" else [torch.device(self.device).index or 0],
+                                           device_type=kind):  # off the run's RNG: the run is unchanged
+                    again = measure_peak_flops(self.device, *self.shape, seconds=0.05)
+                self.measured = time.time()
+                self.say(f"\nmatmul peak measured again, as a step ran {rate / 1e9:.3g} GFLOP/s: {again / 1e9:.3g} "
+                         f"GFLOP/s; MFU is now measured against {max(rate, again) / 1e9:.3g}")
+            self.flops = max(rate, again)
+        return rate / self.flops

@@ -1,4 +1,5 @@
-"""machine.py: threads chosen by what is free (and why, in one line), and a resume keeps its own."""
+"""machine.py: threads chosen by what is free (and why, in one line), a resume keeps its own, and
+an MFU that never reads above 100% even when the peak was measured on a busy machine."""
 import pytest
 import torch
 
@@ -63,3 +64,24 @@ def test_a_resume_keeps_the_thread_count_it_started_with(monkeypatch, tmp_path):
     (tmp_path / "ckpt.pt").write_bytes(b"junk")  # unreadable: chosen anew (train.py then says what is wrong)
     assert machine.use_threads(None, "train.py", said.append, resume=str(tmp_path)) == 1
 
+
+def test_mfu_never_reads_above_100_percent_after_a_busy_start(monkeypatch):
+    calls, said = [], []
+    real = machine.measure_peak_flops
+
+    def busy_start(*args, **kw):  # the start reads 1000x low, as beside another job
+        calls.append(kw)
+        return real(*args, **kw) / (1000 if len(calls) == 1 else 1)
+
+    monkeypatch.setattr(machine, "measure_peak_flops", busy_start)
+    torch.manual_seed(0)
+    peak = machine.Peak("cpu", 256, 32, said.append)
+    low = peak.flops
+    state = torch.get_rng_state()
+    step = 1e3 * low  # a step that ran 1000x the peak measured at start, in one second
+    assert peak.mfu(step, 1.0) <= 1.0 and len(calls) == 2 and peak.flops >= step
+    assert "matmul peak measured again" in said[-1]
+    assert torch.equal(torch.get_rng_state(), state)  # measuring again leaves the run's RNG alone
+    faster = 2 * peak.flops  # beaten again within a minute: no new measure, the step itself is the peak
+    assert peak.mfu(faster, 1.0) == 1.0 and len(calls) == 2 and peak.flops == faster
+    assert 0 < peak.mfu(faster / 4, 1.0) == pytest.approx(0.25)
