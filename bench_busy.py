@@ -2,9 +2,10 @@
 The main job on a machine that is not its own: a short piece of it timed quiet, then beside other
 work, as ratios to its quiet time. A benchmark to run on a machine nothing else is using.
 
-    python bench_busy.py                                     # this checkout, 3 rounds
-    python bench_busy.py --baseline=../prev --json=results/busy.json   # and another checkout's train.py
+    python bench_busy.py                                     # this checkout, 3 rounds (~7 min on 2 cores)
+    python bench_busy.py --baseline=../prev --json=out/busy.json     # and another checkout's train.py (~20 min)
     python bench_busy.py --conditions=quiet,torch,loop,torch_nice,loop_nice
+    python bench_busy.py --baseline=../prev --baseline_env='OMP_WAIT_POLICY=passive'   # another way out
 
 The piece: `python train.py <piece>` (the main job's recipe, fewer scenes and steps), its data made
 first by an untimed run. The conditions: 'quiet'; 'torch', beside a stand-alone matmul loop at
@@ -32,7 +33,8 @@ piece = "--n_train=2000 --n_val=100 --n_test=100 --vit_iters=150 --max_iters=200
 rounds = 3               # each time is the median of this many
 conditions = "quiet,torch,loop"  # of: quiet, torch, loop, torch_nice, loop_nice
 baseline = ""            # another checkout's folder (e.g. `git worktree add ../prev HEAD~1`): its train.py too
-env = ""                 # more environment for every train.py, e.g. "OMP_WAIT_POLICY=passive"
+env = ""                 # more environment for this checkout's train.py, e.g. "OMP_WAIT_POLICY=passive"
+baseline_env = ""        # ... and for the baseline's
 out = "out/bench_busy"   # data, runs and their logs
 json = ""                # write the times and ratios here too (e.g. results/busy.json)
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str)}
@@ -74,11 +76,13 @@ def stop(p):
 
 
 def train(checkout, name, args, log):
-    """Runs `python train.py <piece> args` in checkout; its output goes to log. Returns its seconds."""
+    """Runs `python train.py <piece> args` in checkout (name: 'this' or 'baseline'); its output goes to
+    log. Returns its seconds."""
     cmd = [sys.executable, "train.py"] + shlex.split(piece) + args
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        r = subprocess.run(cmd, cwd=checkout, stdout=f, stderr=subprocess.STDOUT, env=clean_env(env))
+        r = subprocess.run(cmd, cwd=checkout, stdout=f, stderr=subprocess.STDOUT,
+                           env=clean_env(env if name == "this" else baseline_env))
     seconds = time.perf_counter() - t0
     if r.returncode:
         sys.exit(f"bench_busy.py: train.py of {name} failed (exit {r.returncode}); see {log}")
@@ -153,6 +157,7 @@ def main(argv):
         for c in conds:
             med = statistics.median(times[name, c])
             rows.append({"checkout": name, "folder": checkout, "commit": commit_of(checkout), "condition": c,
+                         "env": env if name == "this" else baseline_env,
                          "seconds": [round(s, 2) for s in times[name, c]], "median": round(med, 2),
                          "ratio_to_quiet": quiet and round(med / quiet, 3), "goal": GOALS.get(c),
                          "threads": said[name, c][0], "max_mfu_percent": said[name, c][1]})
