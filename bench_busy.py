@@ -36,7 +36,7 @@ baseline = ""            # another checkout's folder (e.g. `git worktree add ../
 env = ""                 # more environment for this checkout's train.py, e.g. "OMP_WAIT_POLICY=passive"
 baseline_env = ""        # ... and for the baseline's
 out = "out/bench_busy"   # data, runs and their logs
-json = ""                # write the times and ratios here too (e.g. results/busy.json)
+json = ""                # write the times and ratios here too (e.g. out/busy.json; in results/, docs/tables.py must know it)
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str)}
 
 GOALS = {"torch": 2.5, "loop": 2.0}  # the most a condition may cost, as a multiple of the quiet time
