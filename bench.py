@@ -17,6 +17,7 @@ from checkpoint import check_result_path, provenance, write_json
 from configurator import check_ranges, configure_or_exit
 from evaluate import measure_peak_flops
 from llm import GPTConfig
+from machine import use_threads
 from sparsecut import SparseCut, SparseCutConfig
 from vit import ViTConfig
 
@@ -38,7 +39,8 @@ quick = False            # a first look in seconds: 3 variants, fewer rounds and
 device = "cpu"
 json = ""                # write the table as JSON here too (--json=out/bench.json)
 seed = 1337
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
+threads = None           # CPU threads; None: as many as are free at start (machine.py)
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, type(None))}
 QUICK = dict(repeats=2, kv_repeats=1, gen_tokens=32, batch_size=8)  # what --quick sets, unless given too
 QUICK_VARIANTS = ["baseline", "sparsecut-concat", "naive"]
 
@@ -133,6 +135,7 @@ def main(argv):
     globals().update(config)
     check_ranges(config, "bench.py", at_least_1="image_size patch_size vit_n_layer vit_n_head vit_n_embd n_layer n_head "
                  "n_embd vocab_size text_len batch_size decode_tokens repeats gen_tokens kv_repeats")
+    use_threads(threads, "bench.py")
     if json:  # before the benchmark, not after it
         try:
             check_result_path(json)

@@ -269,7 +269,8 @@ split = "test"           # 'test' | 'val' | 'compositional' (shapes data) | 'tra
 limit = 0                # the first `limit` scenes, 0 = all
 paraphrase = False       # ask the test scenes' held-out wordings (qa_paraphrase) instead
 device = "cpu"
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
+threads = None           # CPU threads; None: as many as are free at start (machine.py)
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, type(None))}
 SPLITS = ("test", "val", "compositional", "train")  # the values --split takes
 
 
@@ -277,12 +278,14 @@ def main(argv):
     from checkpoint import check_device, load_model
     from configurator import configure_or_exit
     from data.batches import load_dataset
+    from machine import use_threads
     configure_or_exit(config, argv, "evaluate.py")
     c = config
     if c["split"] not in SPLITS:  # before the model and data load: a typo costs nothing
         sys.exit(f"evaluate.py: --split={c['split']!r}: use 'test', 'val', 'compositional' or 'train'")
     if c["limit"] < 0:
         sys.exit(f"evaluate.py: --limit={c['limit']} must be >= 0 (0 = every scene)")
+    use_threads(c["threads"], "evaluate.py")
     try:
         check_device(c["device"])
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])

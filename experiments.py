@@ -14,8 +14,10 @@ Each run is `python train.py <config> ... --out_dir=<out>/<variant>-<max_iters>-
 whose results.json exists is skipped, so an interrupted sweep resumes where it stopped (other
 --train_args or config_file: use another --out). Stage 0 (the ViT) is trained once per seed, in
 <out>/vit-s<seed> with that seed, and every frozen-ViT variant of that seed starts from it (vit_init):
-a seed changes the ViT too. `--jobs=2` runs two trainings side by side, one thread each (on a
-2-core machine two 2-thread jobs fight and each becomes 10-30x slower).
+a seed changes the ViT too. Every training runs the thread count chosen when the sweep starts (as
+many as are free, machine.py; --threads=N): their numbers compare, and come again on this machine.
+`--jobs=2` runs two trainings side by side, one thread each (on a 2-core machine two 2-thread jobs
+fight and each becomes 10-30x slower).
 """
 import json
 import os
@@ -27,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from checkpoint import provenance, write_json
 from configurator import configure_or_exit
+from machine import use_threads
 
 config_file = "config/shapes_cpu.py"
 out = "out/exp"
@@ -37,9 +40,10 @@ train_args = ""          # more train.py arguments for every run, e.g. "--device
 plot = "results.png"     # accuracy per question type per variant (in out), "" = none
 pairs = []               # your own pattern [[vit_block, llm_layer], ...]: adds the group "custom"
 jobs = 1                 # trainings at once; > 1 gives each one thread (OMP_NUM_THREADS=1)
+threads = None           # each training's CPU threads; None: 1 with --jobs > 1, else as many as are free at start
 markdown = False         # also print the table in Markdown, with paraphrase and compositional (the README's)
 
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list, bool)}
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list, bool, type(None))}
 
 # (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
 SPARSECUT = dict(fusion="concat", shortcut="sparse", density=2, order="u")
@@ -104,7 +108,7 @@ def run(out_dir, overrides, log, done="results.json"):
         cmd.append("--init_from='resume'")  # an interrupted run continues where its checkpoint is
     print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
+    env = dict(os.environ, OMP_NUM_THREADS=str(n_threads))  # one count for the sweep (main())
     with open(log, "a") as f:  # a continued run's log follows the first part's
         if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
             sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
@@ -179,6 +183,12 @@ def main(argv):
                  f"{', '.join(sorted(known | set(GROUPS)))}")
     if jobs < 1:
         sys.exit(f"experiments.py: jobs={jobs} must be >= 1")
+    global n_threads  # what run() gives every training
+    if jobs > 1 and threads is None:
+        n_threads = 1
+        print(f"each training: 1 thread (--jobs={jobs}; --threads=N to choose)")
+    else:
+        n_threads = use_threads(threads, "experiments.py", lambda m: print(f"each training: {m}"))
     todo = [(g, n, o) for g, n, o in variants if not wanted or g in wanted or n in wanted]
     os.makedirs(out, exist_ok=True)
     pool = ThreadPoolExecutor(jobs)  # each worker waits on one train.py process

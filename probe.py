@@ -36,6 +36,7 @@ from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
 from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES
 from fusion import make_views
+from machine import use_threads
 from vit import ViT, ViTConfig
 
 ckpt = "out/vit.pt"       # a stage-0 vit.pt or a full ckpt.pt of train.py
@@ -48,7 +49,8 @@ l2 = 1e-3                 # weight penalty of the probes
 json = ""                 # also write the results to this file
 llm = False               # also probe the LLM's residual stream at the image positions, and the gradient
                           # reaching each path into it (a ckpt.pt only)
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool)}
+threads = None            # CPU threads; None: as many as are free at start (machine.py)
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, type(None))}
 
 CLASSES = {"colour": list(COLOURS), "shape": SHAPES, "texture": TEXTURES, "position": POSITIONS}
 PROBES = {"low": ["colour", "shape", "texture", "position"], "crops": ["colour", "shape", "texture"]}
@@ -249,6 +251,7 @@ def main(argv):
     if c["split"] not in ("val", "test"):
         sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val' or 'test'")
     check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
+    use_threads(c["threads"], "probe.py")
     if c["json"]:  # before the work, not after it
         try:
             check_result_path(c["json"])

@@ -22,6 +22,7 @@ from data.llava import load_image
 from data.prompt import caption_prompt, vqa_prompt
 from data.tokenizer import get_tokenizer
 from fusion import make_views
+from machine import use_threads
 
 out_dir = "out"          # where train.py wrote ckpt.pt
 image = ""               # an image file ...
@@ -35,7 +36,8 @@ max_new_tokens = 48
 seed = 1337
 device = "cpu"
 save = ""                # write a PNG: the image at both resolutions with the question and answers
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str)}
+threads = None           # CPU threads; None: as many as are free at start (machine.py)
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, type(None))}
 
 
 def fail(msg):
@@ -123,6 +125,7 @@ def main(argv):
     configure_or_exit(config, argv, "sample.py")
     c = config
     check_flags(c)
+    use_threads(c["threads"], "sample.py")
     try:
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])
     except (FileNotFoundError, ValueError) as e:

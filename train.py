@@ -23,8 +23,9 @@ from checkpoint import (all_finite, check_device, check_out_dir, claim_out_dir, 
                         same_model, save_checkpoint, truncate_log, write_json)
 from configurator import check_ranges, configure_or_exit
 from data.batches import Examples, load_dataset, to_float
-from evaluate import format_table, measure_peak_flops, test_results, val_report
+from evaluate import format_table, test_results, val_report
 from llm import GPTConfig
+from machine import Peak, use_threads
 from sparsecut import SparseCut, SparseCutConfig, param_groups
 from stage0 import PixelStage0, Stage0, check_targets, pixel_task, scene_task
 from vit import ViTConfig
@@ -41,6 +42,7 @@ eval_scenes = 100       # val scenes per periodic evaluation (the final test use
 seed = 1337
 device = "cuda" if torch.cuda.is_available() else "cpu"
 compile = False
+threads = None          # CPU threads; None: as many as are free at start (machine.py), a resume: its own
 # data
 data = "shapes"         # 'shapes' (generated into data_dir) or a LLaVA-format JSON path
 data_dir = "data/shapes"
@@ -139,6 +141,7 @@ if ddp:
         torch.cuda.set_device(device)
 master = rank == 0
 say = print if master else (lambda *a, **k: None)
+threads = use_threads(threads, "train.py", say, resume=out_dir if init_from == "resume" else "")
 torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
@@ -181,8 +184,7 @@ try:
 except ValueError as e:
     bad(e)
 say(model.describe())
-peak = measure_peak_flops(device, batch_size * block_size, n_embd)
-say(f"matmul peak on this machine: {peak / 1e9:.0f} GFLOP/s (MFU is measured against it)")
+peak = Peak(device, batch_size * block_size, n_embd, say)  # says what it measured
 
 
 kept_schedule = {}  # stage -> steps its schedule spans, when a resume keeps the checkpoint's (below)
@@ -262,7 +264,7 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
         dt, t0 = time.time() - t0, time.time()
         lossf = loss.item() * gradient_accumulation_steps
         samples = bsz * gradient_accumulation_steps * world
-        mfu = 3 * flops_per_sample * samples / world / dt / peak   # fwd + bwd ~ 3x fwd
+        mfu = peak.mfu(3 * flops_per_sample() * samples / world, dt)   # fwd + bwd ~ 3x fwd; the step's own
         bar.set_postfix(loss=f"{lossf:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
                         sps=f"{samples / dt:.0f}", mfu=f"{100 * mfu:.1f}%")
         if master:
@@ -277,7 +279,7 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
                 best = max(best, metric)
                 log.flush()
                 save_checkpoint(ckpt_path, {
-                    "stage": stage, "iter": it + 1, "best": best, "config": config,
+                    "stage": stage, "iter": it + 1, "best": best, "config": config, "threads": threads,
                     "model_config": asdict(model_config), "model": model.state_dict(),
                     "heads": heads.state_dict(), "adversaries": stage0.adversaries.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -334,7 +336,7 @@ elif vit_iters > 0 and not resuming_tune and (init_from == "scratch" or resume i
                                               vit_crops, vit_batch_size, schedule_len("vit", vit_iters), device, say)
     run_stage("vit", stage0, param_groups({"vit": (model.vit, vit_lr), "heads": (heads, vit_lr),
                                            "adversaries": (stage0.adversaries, vit_lr)}, weight_decay), vit_iters,
-              vit_batch_size, stage0_loss, vit_path, model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
+              vit_batch_size, stage0_loss, vit_path, lambda: model.estimate_flops(0)["vit"] / model.n_views, stage0_eval,
               resume if resume is not None and resume["stage"] == "vit" else None)
     resume = None
 
@@ -348,12 +350,14 @@ if freeze_vit:
     model.vit.requires_grad_(False)
     feats = model.cache_levels(ds.train.images[train_ix], device, progress=master)  # each (M, V, N, Cv) fp16
     say(f"cached ViT levels {model.levels}: {sum(v.numel() * 2 for v in feats.values()) / 2**20:.0f} MiB (fp16)")
+ran = []  # each micro-batch's forward FLOPs per row, at its own text length (caption or not); step_flops empties it
 
 
 def text_loss(net, sampler, it, captions_only=False):
     one_object = it < curriculum_frac * schedule_len("tune", max_iters)  # a share of the schedule
     idx, tgt, scene, seg = examples.draw(batch_size, sampler, one_object, multi_weight,
                                          pack and not captions_only, captions_only)
+    ran.append(model.estimate_flops(idx.shape[1]))
     f = None if feats is None else {b: v[scene].to(device).float() for b, v in feats.items()}  # each (B, V, N, Cv)
     images = None if feats is not None else to_float(ds.train.images[train_ix[scene.numpy()]]).to(device)
     return net(images, idx.to(device), tgt.to(device), feats=f, segments=None if seg is None else seg.to(device))[1]
@@ -369,9 +373,7 @@ def val_eval():  # the val loss and accuracy per type on the first eval_scenes s
     return val_report(model, tok, val_examples, ds.val, question_types, device, eval_scenes, say)
 
 
-flops_text = model.estimate_flops(max(int(examples.len[ex].sum()) for ex in examples.examples_of) if pack
-                                  else examples.max_len)  # the longest row
-step_flops = flops_text["fusion"] + flops_text["llm"] + (0 if freeze_vit else flops_text["vit"])
+step_flops = lambda: sum(f["total"] - freeze_vit * f["vit"] for f in [ran.pop() for _ in range(len(ran))]) / gradient_accumulation_steps
 lr_fusion = fusion_lr or learning_rate  # 0: the LLM's
 if align_iters and (resume is None or resume["stage"] == "align"):
     # stage 1: only the fusion learns to speak the LLM's language (run_stage freezes the rest)
@@ -391,7 +393,7 @@ run_stage("tune", model, param_groups(modules, weight_decay), max_iters, batch_s
 if master:
     results = test_results(model, tok, ds, question_types, device)  # the test table, held-out wordings and pairs
     print(format_table(results))
-    results["run"] = provenance("train.py", config, peak, started)  # docs/tables.py checks and tabulates it
+    results["run"] = provenance("train.py", config, peak.flops, started)  # docs/tables.py checks and tabulates it
     write_json(os.path.join(out_dir, "results.json"), results)
 if ddp:
     torch.distributed.destroy_process_group()

@@ -100,6 +100,7 @@ CASES = {
     ("5", "unknown fusion", "unknown fusion 'fancy'"): lambda t: T(t, "--fusion='fancy'"),
     ("5", "density too high", "density=9 does not fit"): lambda t: T(t, "--shortcut='sparse'", "--density=9"),
     ("5", "resume from nothing", "has no ckpt.pt or vit.pt"): lambda t: T(t, "--init_from='resume'"),
+    ("29", "threads=0", "train.py: threads=0 must be a whole number >= 1"): lambda t: T(t, "--threads=0"),
 }
 # Each config file sets only keys train.py knows: the one error is the bogus key added after it.
 CASES.update({("5", f"config/{name}", "unknown config key 'bogus_key'"):

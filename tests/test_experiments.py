@@ -28,6 +28,7 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
     assert rows[1]["gates"] and "learned gates of gated_dense" in r.stdout
     # every run of a seed started from that seed's one stage-0 ViT
     assert "ViT from" in (exp / "baseline-3-s0.log").read_text()
+    assert "each training: 1 thread (--jobs=2" in r.stdout and "1 thread (OMP_NUM_THREADS=1)" in (exp / "baseline-3-s0.log").read_text()
     # resumable: a second call finds every ViT and every run done, and trains nothing
     again = experiments(tmp_path, "--only=baseline", "--seeds=[0,1]", "--markdown=True")
     assert again.returncode == 0 and again.stdout.count("skipped") == 4, again.stdout[-2000:]

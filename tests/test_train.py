@@ -1,6 +1,7 @@
 """train.py end to end on a tiny config: stages, checkpoints, exact resume, errors, own data, DDP."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -45,6 +46,7 @@ def test_end_to_end_writes_checkpoint_and_results(tmp_path):
     assert 0 <= res["paraphrase"]["overall"] <= 1 and 0 <= res["compositional"]["overall"] <= 1  # held-out wordings, pairs
     ck = torch.load(out / "ckpt.pt", weights_only=True)
     assert ck["stage"] == "tune" and ck["iter"] == 20 and "optimizer" in ck and "sampler" in ck["rng"]
+    assert ck["threads"] == 1  # OMP_NUM_THREADS=1 (tests/forkserver.py): a resume goes on with it
     log = losses(out / "log.jsonl")
     assert [i for s, i, _ in log if s == "vit"] == list(range(20))
     assert [i for s, i, _ in log if s == "tune"] == list(range(20))
@@ -58,6 +60,45 @@ def test_resume_gives_the_same_losses(tmp_path):
     r = train(tmp_path, *common, "--max_iters=10", "--init_from='resume'", out="split")  # ... and goes on
     assert "resuming tune at step 5" in r.stdout
     assert losses(tmp_path / "straight" / "log.jsonl") == losses(tmp_path / "split" / "log.jsonl")
+
+
+BUSY_START = """
+import json, runpy, sys
+import evaluate, machine, sparsecut, data.batches
+real_draw, real_flops, real_peak = data.batches.Examples.draw, sparsecut.SparseCut.estimate_flops, machine.measure_peak_flops
+drawn, charged, peaks = [], [], []
+def draw(self, *a, **k):  # the text length of each batch the steps run
+    out = real_draw(self, *a, **k)
+    drawn.append(out[0].shape[1])
+    return out
+def flops(self, text_len):
+    charged.append(text_len)
+    return real_flops(self, text_len)
+def peak(*a, **k):  # the start reads 1000x low, as beside another job
+    peaks.append(1)
+    return real_peak(*a, **k) / (1000 if len(peaks) == 1 else 1)
+data.batches.Examples.draw, sparsecut.SparseCut.estimate_flops = draw, flops
+evaluate.measure_peak_flops = machine.measure_peak_flops = peak
+sys.argv[0] = "train.py"
+try:
+    runpy.run_path("train.py", run_name="__main__")
+finally:
+    json.dump({"drawn": drawn, "charged": charged}, open(sys.argv[-1].split("=", 1)[1] + ".json", "w"))
+"""
+
+
+def test_mfu_after_a_busy_start_and_each_step_charged_what_it_ran(tmp_path):
+    """A peak measured low (a busy start) never makes MFU read above 100%; a packed step is charged
+    its rows' own length (with its caption or not), not the longest row's."""
+    (tmp_path / "busy_start.py").write_text(BUSY_START)
+    cmd = [str(tmp_path / "busy_start.py"), os.path.join(ROOT, "config", "shapes_cpu.py")] + TINY
+    r = run(*cmd, f"--data_dir={tmp_path / 'data'}", "--vit_iters=4", "--max_iters=12", "--eval_interval=100",
+            "--caption_frac=0.5", f"--out_dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    mfu = [float(m) for m in re.findall(r"mfu=([0-9.]+)%", r.stderr)]
+    assert mfu and max(mfu) <= 100.0 and "matmul peak measured again" in r.stdout
+    got = json.loads((tmp_path / "out.json").read_text())
+    assert [t for t in got["charged"] if t] == got["drawn"] and len(set(got["drawn"])) > 1
 
 
 def test_a_checkpoint_from_before_a_setting_resumes_as_the_model_it_was(tmp_path):
