@@ -142,9 +142,24 @@ def table_probe(name):
                         "Held-out accuracy of a linear probe on object tokens (share of their variance the attribute explains)."]
 
 
+def table_busy():
+    r = load("busy")
+    lines = [row(["checkout", "beside", "seconds (median)", "x its quiet time", "goal", "threads chosen", "highest MFU shown"]),
+             row(["---"] * 7)]
+    for v in r["rows"]:
+        lines.append(row([f"{v['checkout']} ({v['commit']})", v["condition"], f"{v['median']:.1f}",
+                          "" if v["ratio_to_quiet"] is None else f"{v['ratio_to_quiet']:.2f}x",
+                          f"<= {v['goal']}x" if v["goal"] else "", v["threads"] or "",
+                          "" if v["max_mfu_percent"] is None else f"{v['max_mfu_percent']:.0f}%"]))
+    quiet = f"; quiet time, this checkout over the baseline: {r['quiet_this_over_baseline']:.3f}" \
+        if "quiet_this_over_baseline" in r else ""
+    return lines + ["", f"From results/busy.json: `{r['run']['command']}` at commit {r['run']['commit']}, alone on "
+                        f"{r['run']['machine']}; `python train.py {r['piece']}`, medians of {r['rounds']} rounds{quiet}."]
+
+
 TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
-          "probe_detail": lambda: table_probe("probe_detail"),
+          "probe_detail": lambda: table_probe("probe_detail"), "busy": table_busy,
           "quicklab": lambda: table_seeds("quicklab"),
           "probe_main": lambda: table_probe("probe_main")}
 
@@ -224,11 +239,16 @@ def problems():
                 {"seed", "out_dir", "vit_init", "max_iters", "init_from"}) for v in r["rows"]]
         elif command.startswith("python train.py"):
             checks = [(run["config"], run["render_version"], expected_config(command), set())]
+        elif command.startswith("python bench_busy.py"):
+            checks = []  # its own short piece of the main job, timed: nothing shown as the main job's numbers
         elif "trained_with" in r:  # probe.py: the checkpoint's run must be the main job's
             checks = [(r["trained_with"], VERSION, expected_config("python train.py"), {"seed", "out_dir", "init_from"})]
-        else:  # bench.py: no data; its model sizes must be the main job's
+        elif command.startswith("python bench.py"):  # no data; its model sizes must be the main job's
             main = expected_config("python train.py")
             checks = [({k: run["config"].get(k) for k in SIZES}, VERSION, {k: main[k] for k in SIZES}, set())]
+        else:
+            out.append(f"{name}: not a result file this page knows (no 'run' with a known command)")
+            continue
         for got, version, want, free in checks:
             if version != VERSION:
                 out.append(f"{name}: made with render VERSION {version}, the code's is {VERSION}")
