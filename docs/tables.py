@@ -100,8 +100,8 @@ def table_seeds(prefix="main"):
     lines += [row([s, runs[s]["run"]["threads"]] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
     lines += [row(["mean ± sd", ""] + [pm([h[c] for h in per.values()]) for c in cols])]
     first = load(prefix) if os.path.exists(os.path.join(RESULTS, prefix + ".json")) else runs[min(runs)]
-    return lines + ["", f"From results/{prefix}*.json: {made(first)}; the same command with `--seed=S` for the "
-                        "other seeds."]
+    return lines + ["", f"From results/{prefix}*.json: {made(first)}; for the other seeds the same command with "
+                        "`--seed=S` and an out_dir of its own (results/README.md), with the threads of the column."]
 
 
 def table_experiments(name):
