@@ -21,6 +21,8 @@ def check_device(device):
         kind = torch.device(device).type
     except RuntimeError:
         raise ValueError(f"device={device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:N'") from None
+    if kind not in ("cpu", "cuda", "mps"):  # 'meta' holds no numbers; others need builds we never test
+        raise ValueError(f"device={device!r} cannot run a model here: use 'cpu', 'cuda' or 'cuda:N'")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but this machine has no CUDA GPU that torch can use: use --device=cpu")
     if kind == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
@@ -33,6 +35,21 @@ def all_finite(state_dict):
     """True if every floating-point tensor of a state dict is free of NaN and inf."""
     flags = [torch.isfinite(v).all() for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()]
     return bool(torch.stack(flags).all()) if flags else True  # one device sync, not one per tensor
+
+
+def finite_step(optimizer, loss, params):
+    """optimizer.step() unless the loss is non-finite. Returns what went non-finite, 'loss' or
+    'update', or None: a finite but huge loss can still make a non-finite update, and a learning
+    rate past float32's range makes Adam raise instead (a traceback, not the stop it deserves)."""
+    if not torch.isfinite(loss):
+        return "loss"
+    try:
+        optimizer.step()
+    except RuntimeError as e:
+        if "overflow" not in str(e):  # "value cannot be converted to type float without overflow"
+            raise
+        return "update"
+    return None if all_finite(params) else "update"
 
 
 def write_json(path, obj):
@@ -161,6 +178,9 @@ def load_checkpoint(path, device="cpu"):
                          f"it may be truncated, corrupt or not from train.py: retrain or use another file") from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a train.py checkpoint (a dict)")
+    if isinstance(ckpt.get("model"), dict) and not all_finite(ckpt["model"]):  # train.py never writes one
+        raise ValueError(f"{path} holds non-finite weights (NaN or inf), as from a run that diverged: "
+                         f"use another checkpoint or train again")
     return ckpt
 
 
@@ -170,20 +190,33 @@ def same_model(ckpt, model_config):
     from dataclasses import asdict
     try:
         return asdict(SparseCutConfig(**ckpt["model_config"])) == asdict(model_config)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return False
 
 
-def load_model(path, device="cpu"):
-    """A SparseCut model from a train.py checkpoint, and the checkpoint dict."""
+# what sample.py and evaluate.py read back from the config a checkpoint was trained with
+DATA_KEYS = ("data", "data_dir", "data_seed", "image_root", "eval_data", "eval_fraction", "image_size",
+             "n_train", "n_val", "n_test", "min_objects", "max_objects", "question_types")
+
+
+def load_model(path, device="cpu", data_keys=DATA_KEYS):
+    """A SparseCut model from a train.py checkpoint, and the checkpoint dict; its config must hold
+    data_keys (what the caller reads back: probe.py reads none)."""
     ckpt = load_checkpoint(path, device)
     missing = [k for k in ("model_config", "model", "config") if k not in ckpt]
     if missing:
         raise ValueError(f"{path} has no {', '.join(map(repr, missing))}: not a checkpoint written by train.py")
+    if not isinstance(ckpt["config"], dict):
+        raise ValueError(f"{path}: its 'config' is a {type(ckpt['config']).__name__}: not a checkpoint written by train.py")
+    missing = [k for k in data_keys if k not in ckpt["config"]]
+    if missing:
+        raise ValueError(f"{path}: its 'config' has no {', '.join(map(repr, missing[:3]))}{'...' * (len(missing) > 3)} "
+                         f"setting: not a checkpoint written by train.py")
     try:
         model = SparseCut(SparseCutConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
         raise ValueError(f"{path} does not hold a SparseCut model ({type(e).__name__}: "
                          f"{(str(e).splitlines() or [''])[0][:120]})") from None
     return model.to(device), ckpt
+

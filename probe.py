@@ -289,7 +289,7 @@ def main(argv):
     out = {"levels": results}
     if c["llm"]:
         try:
-            model = load_model(c["ckpt"])[0]
+            model = load_model(c["ckpt"], data_keys=())[0]
         except ValueError as e:
             sys.exit(f"probe.py: llm=True needs a full model (a train.py ckpt.pt): {e}")
         out["llm"] = probe_llm(model, train, test, c["steps"], c["l2"])

@@ -37,6 +37,16 @@ def to_float(images):
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
 
 
+def check_data(cfg):
+    """A one-line ValueError for data settings no run can train on, before any data is made or read."""
+    if cfg["data"] != "shapes":
+        return  # own data: its questions have no types, every one is asked
+    from data.shapes.prepare import R, check_settings
+    check_settings(cfg["min_objects"], cfg["max_objects"], cfg["question_types"], cfg["image_size"])
+    if not cfg["question_types"]:  # prepare.py reads [] as every type; training would ask no question at all
+        raise ValueError(f"question_types=[] asks no questions: give some of {R.QUESTION_TYPES}")
+
+
 def load_dataset(cfg, say=print):
     """cfg: the training config dict. 'shapes' data is generated into cfg['data_dir'] if missing."""
     tok = get_tokenizer()
