@@ -19,8 +19,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from checkpoint import (check_device, check_out_dir, claim_out_dir, finite_step, load_checkpoint, provenance,
-                        same_model, save_checkpoint, truncate_log, write_json)
+from checkpoint import (check_device, check_out_dir, claim_out_dir, exit_in_one_line, finite_step, load_checkpoint,
+                        provenance, same_model, save_checkpoint, truncate_log, write_json)
 from configurator import check_ranges, configure_or_exit
 from data.batches import Examples, check_data, load_dataset, to_float
 from evaluate import format_table, measure_peak_flops, test_results, val_report
@@ -107,6 +107,7 @@ if not any(not a.startswith("-") for a in argv):  # no config file: the CPU reci
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
 started = time.time()
+exit_in_one_line("train.py", out_dir)  # Ctrl-C, SIGTERM, a full or read-only disk: one line, where to resume from
 
 
 def bad(msg):  # a setting a user got wrong: one line, before any data or model is made
@@ -143,7 +144,6 @@ say = print if master else (lambda *a, **k: None)
 torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
-os.makedirs(out_dir, exist_ok=True)
 if master:  # one run per out_dir; a new run moves an earlier one aside, never over it
     try:
         out_lock, moved = claim_out_dir(out_dir, new_run=init_from != "resume")

@@ -57,8 +57,12 @@ def load_dataset(cfg, say=print):
                   question_types=cfg["question_types"], image_size=cfg["image_size"])
         if os.path.exists(cfg["data_dir"]) and not os.path.isdir(cfg["data_dir"]):
             raise ValueError(f"data_dir={cfg['data_dir']!r} is a file: give a folder for the shapes data")
-        if ensure_prepared(cfg["data_dir"], **kw):
-            say(f"generated the shapes data in {cfg['data_dir']}")
+        try:
+            if ensure_prepared(cfg["data_dir"], **kw):
+                say(f"generated the shapes data in {cfg['data_dir']}")
+        except OSError as e:  # a read-only or full disk: complete data there is only read, never written
+            raise ValueError(f"data_dir={cfg['data_dir']!r}: the shapes data must be generated there but cannot be "
+                             f"written ({e.strerror}: {e.filename}): give a --data_dir you can write") from None
         splits = {}
         for s in ("train", "val", "test", "compositional"):
             images, masks, records = load_split(cfg["data_dir"], s)

@@ -1,6 +1,7 @@
 """Every bad input a one-line error, and nothing lost (issues 13 and 26): a table of bad commands,
 each run as its own process (exit code, message, no traceback; tests/forkserver.py), plus the
-checkpoint, data, NaN, resume and DDP guarantees behind them.
+checkpoint, data, NaN, resume and DDP guarantees behind them. Runs killed, disks full or read-only,
+one run per out_dir: tests/test_nothing_lost.py.
 """
 import json
 import os
