@@ -135,12 +135,12 @@ def main(argv):
     globals().update(config)
     check_ranges(config, "bench.py", at_least_1="image_size patch_size vit_n_layer vit_n_head vit_n_embd n_layer n_head "
                  "n_embd vocab_size text_len batch_size decode_tokens repeats gen_tokens kv_repeats")
-    use_threads(threads, "bench.py")
     if json:  # before the benchmark, not after it
         try:
             check_result_path(json)
         except ValueError as e:
             sys.exit(f"bench.py: json={json!r}: {e}")
+    use_threads(threads, "bench.py")
     variants = [v for v in VARIANTS if not quick or v[0] in QUICK_VARIANTS]
     torch.manual_seed(seed)
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)

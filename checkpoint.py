@@ -1,10 +1,12 @@
 """
 Checkpoints: written atomically, read safely, with one-line errors a user can act on.
 """
+import errno
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +23,8 @@ def check_device(device):
         kind = torch.device(device).type
     except RuntimeError:
         raise ValueError(f"device={device!r} is not a device name: use 'cpu', 'cuda' or 'cuda:N'") from None
+    if kind not in ("cpu", "cuda", "mps"):  # 'meta' holds no numbers; others need builds we never test
+        raise ValueError(f"device={device!r} cannot run a model here: use 'cpu', 'cuda' or 'cuda:N'")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but this machine has no CUDA GPU that torch can use: use --device=cpu")
     if kind == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
@@ -33,6 +37,21 @@ def all_finite(state_dict):
     """True if every floating-point tensor of a state dict is free of NaN and inf."""
     flags = [torch.isfinite(v).all() for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()]
     return bool(torch.stack(flags).all()) if flags else True  # one device sync, not one per tensor
+
+
+def finite_step(optimizer, loss, params):
+    """optimizer.step() unless the loss is non-finite. Returns what went non-finite, 'loss' or
+    'update', or None: a finite but huge loss can still make a non-finite update, and a learning
+    rate past float32's range makes Adam raise instead (a traceback, not the stop it deserves)."""
+    if not torch.isfinite(loss):
+        return "loss"
+    try:
+        optimizer.step()
+    except RuntimeError as e:
+        if "overflow" not in str(e):  # "value cannot be converted to type float without overflow"
+            raise
+        return "update"
+    return None if all_finite(params) else "update"
 
 
 def write_json(path, obj):
@@ -71,16 +90,26 @@ def save_checkpoint(path, state):
     rename could leave an empty file)."""
     if "model" in state and not all_finite(state["model"]):
         raise ValueError(f"refusing to write non-finite weights to {path}")  # a bug upstream: never happens
-    write_atomic(path, lambda f: torch.save(state, f))
+
+    def write(f):
+        try:
+            torch.save(state, f)
+        except RuntimeError as e:  # torch's writer hides a failed write (a full disk) behind "unexpected pos"
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None  # the OSError itself: write_atomic names the file
+            raise
+    write_atomic(path, write)
 
 
 def check_out_dir(out_dir):
-    """A ValueError unless out_dir is a folder or can be made one."""
+    """A ValueError unless out_dir is a folder or can be made one, and can be written."""
     up = os.path.abspath(out_dir)
     while not os.path.exists(up):  # the first part of out_dir that exists must be a folder
         up = os.path.dirname(up)
     if not os.path.isdir(up):
         raise ValueError(f"out_dir={out_dir!r} cannot be made: {up} is a file, not a folder")
+    if not os.access(up, os.W_OK):  # a read-only disk (EROFS) or folder: said before the work, not after it
+        raise ValueError(f"out_dir={out_dir!r} cannot be written: {up} is read-only; give a folder you can write")
 
 
 def check_result_path(path):
@@ -95,9 +124,15 @@ RUN_FILES = ("ckpt.pt", "vit.pt", "results.json", "log.jsonl")  # what one train
 
 def claim_out_dir(out_dir, new_run):
     """One run per out_dir: an exclusive lock on out_dir/.lock, held by the returned open file until
-    the process ends (a kill releases it too); a ValueError if another process holds it. A new run
-    (not a resume) then moves an earlier run aside (move_aside). Returns (lock, what moved)."""
-    lock = open(os.path.join(out_dir, ".lock"), "w")
+    the process ends (a kill releases it too); a ValueError if another process holds it, or if
+    out_dir cannot be written. A new run (not a resume) then moves an earlier run aside
+    (move_aside). Returns (lock, what moved)."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        lock = open(os.path.join(out_dir, ".lock"), "w")
+    except OSError as e:  # a read-only disk, a full one
+        raise ValueError(f"out_dir={out_dir!r} cannot be written ({e.strerror}: {e.filename}): "
+                         f"give a folder you can write") from None
     try:
         import fcntl  # POSIX; Windows has none, and there nothing stops two runs on one folder
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,6 +196,9 @@ def load_checkpoint(path, device="cpu"):
                          f"it may be truncated, corrupt or not from train.py: retrain or use another file") from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a train.py checkpoint (a dict)")
+    if isinstance(ckpt.get("model"), dict) and not all_finite(ckpt["model"]):  # train.py never writes one
+        raise ValueError(f"{path} holds non-finite weights (NaN or inf), as from a run that diverged: "
+                         f"use another checkpoint or train again")
     return ckpt
 
 
@@ -170,20 +208,65 @@ def same_model(ckpt, model_config):
     from dataclasses import asdict
     try:
         return asdict(SparseCutConfig(**ckpt["model_config"])) == asdict(model_config)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return False
 
 
-def load_model(path, device="cpu"):
-    """A SparseCut model from a train.py checkpoint, and the checkpoint dict."""
+# what sample.py and evaluate.py read back from the config a checkpoint was trained with
+DATA_KEYS = ("data", "data_dir", "data_seed", "image_root", "eval_data", "eval_fraction", "image_size",
+             "n_train", "n_val", "n_test", "min_objects", "max_objects", "question_types")
+
+
+def load_model(path, device="cpu", data_keys=DATA_KEYS):
+    """A SparseCut model from a train.py checkpoint, and the checkpoint dict; its config must hold
+    data_keys (what the caller reads back: probe.py reads none)."""
     ckpt = load_checkpoint(path, device)
     missing = [k for k in ("model_config", "model", "config") if k not in ckpt]
     if missing:
         raise ValueError(f"{path} has no {', '.join(map(repr, missing))}: not a checkpoint written by train.py")
+    if not isinstance(ckpt["config"], dict):
+        raise ValueError(f"{path}: its 'config' is a {type(ckpt['config']).__name__}: not a checkpoint written by train.py")
+    missing = [k for k in data_keys if k not in ckpt["config"]]
+    if missing:
+        raise ValueError(f"{path}: its 'config' has no {', '.join(map(repr, missing[:3]))}{'...' * (len(missing) > 3)} "
+                         f"setting: not a checkpoint written by train.py")
     try:
         model = SparseCut(SparseCutConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
         raise ValueError(f"{path} does not hold a SparseCut model ({type(e).__name__}: "
                          f"{(str(e).splitlines() or [''])[0][:120]})") from None
     return model.to(device), ckpt
+
+
+def exit_in_one_line(script, out_dir=None):
+    """Ctrl-C, SIGTERM (kill, a cluster's scheduler) and an OSError (a full or read-only disk) end
+    `script` with one line on stderr instead of a traceback: what happened, the fix, and for a run
+    in out_dir where its last checkpoint is and how to continue from it. Any other exception is a
+    bug: its traceback stays. SIGTERM becomes KeyboardInterrupt, so that it unwinds as Ctrl-C
+    does: a checkpoint half written is dropped whole (write_atomic), the previous one stays."""
+    def last_checkpoint():
+        if out_dir is None:
+            return ""
+        found = [p for p in (os.path.join(out_dir, f) for f in ("ckpt.pt", "vit.pt")) if os.path.isfile(p)]
+        if not found:
+            return "; no checkpoint was written yet: start it again"
+        return f"; the last checkpoint is {found[0]}: continue with --init_from='resume' (and the same settings)"
+
+    def hook(kind, e, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            msg = "interrupted"
+        elif issubclass(kind, OSError):  # a write names no file (a full disk, at f.write): then out_dir is it
+            where = e.filename or out_dir or "?"
+            msg = {errno.ENOSPC: f"no space left on device writing {where}: free some space there or write elsewhere",
+                   errno.EROFS: f"{where} is on a read-only file system: give a folder you can write",
+                   errno.EACCES: f"{where}: permission denied: give a folder you can write"
+                   }.get(e.errno, f"{e.strerror or e}: {where}")
+        else:
+            return sys.__excepthook__(kind, e, tb)
+        print(f"{script}: {msg}{last_checkpoint()}", file=sys.stderr)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+    sys.excepthook = hook
+    signal.signal(signal.SIGTERM, terminate)

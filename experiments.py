@@ -44,6 +44,7 @@ threads = None           # each training's CPU threads; None: 1 with --jobs > 1,
 markdown = False         # also print the table in Markdown, with paraphrase and compositional (the README's)
 
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list, bool, type(None))}
+n_threads = None  # each training's thread count, chosen once per sweep by main(); None: train.py chooses
 
 # (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
 SPARSECUT = dict(fusion="concat", shortcut="sparse", density=2, order="u")
@@ -108,7 +109,7 @@ def run(out_dir, overrides, log, done="results.json"):
         cmd.append("--init_from='resume'")  # an interrupted run continues where its checkpoint is
     print("  " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(n_threads))  # one count for the sweep (main())
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(n_threads)} if n_threads else {}))  # one count for the sweep
     with open(log, "a") as f:  # a continued run's log follows the first part's
         if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
             sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")

@@ -226,7 +226,8 @@ def sample_next(logits, temperature=1.0, top_k=None):
     """logits (B, V) -> next ids (B, 1). temperature 0 means greedy (argmax)."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
+    # shifted so the largest is 0 before dividing: a tiny temperature (1e-40) then gives -inf, never inf - inf = NaN
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None:
         v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
         logits = logits.masked_fill(logits < v[:, [-1]], -float("inf"))

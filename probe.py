@@ -251,12 +251,12 @@ def main(argv):
     if c["split"] not in ("val", "test"):
         sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val' or 'test'")
     check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
-    use_threads(c["threads"], "probe.py")
     if c["json"]:  # before the work, not after it
         try:
             check_result_path(c["json"])
         except ValueError as e:
             sys.exit(f"probe.py: json={c['json']!r}: {e}")
+    use_threads(c["threads"], "probe.py")
     try:
         vit, main_level, cfg = load_vit(c["ckpt"])
     except (FileNotFoundError, ValueError) as e:
@@ -292,7 +292,7 @@ def main(argv):
     out = {"levels": results}
     if c["llm"]:
         try:
-            model = load_model(c["ckpt"])[0]
+            model = load_model(c["ckpt"], data_keys=())[0]
         except ValueError as e:
             sys.exit(f"probe.py: llm=True needs a full model (a train.py ckpt.pt): {e}")
         out["llm"] = probe_llm(model, train, test, c["steps"], c["l2"])

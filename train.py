@@ -19,10 +19,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from checkpoint import (all_finite, check_device, check_out_dir, claim_out_dir, load_checkpoint, provenance,
-                        same_model, save_checkpoint, truncate_log, write_json)
+from checkpoint import (check_device, check_out_dir, claim_out_dir, exit_in_one_line, finite_step, load_checkpoint,
+                        provenance, same_model, save_checkpoint, truncate_log, write_json)
 from configurator import check_ranges, configure_or_exit
-from data.batches import Examples, load_dataset, to_float
+from data.batches import Examples, check_data, load_dataset, to_float
 from evaluate import format_table, test_results, val_report
 from llm import GPTConfig
 from machine import Peak, use_threads
@@ -109,6 +109,7 @@ if not any(not a.startswith("-") for a in argv):  # no config file: the CPU reci
 configure_or_exit(config, argv, "train.py")
 globals().update(config)
 started = time.time()
+exit_in_one_line("train.py", out_dir)  # Ctrl-C, SIGTERM, a full or read-only disk: one line, where to resume from
 
 
 def bad(msg):  # a setting a user got wrong: one line, before any data or model is made
@@ -116,7 +117,7 @@ def bad(msg):  # a setting a user got wrong: one line, before any data or model 
 
 
 check_ranges(config, "train.py", at_least_1="batch_size vit_batch_size gradient_accumulation_steps eval_interval "
-             "eval_scenes n_train n_val n_test block_size patch_size",
+             "eval_scenes n_train n_val n_test block_size patch_size n_layer n_head n_embd vit_n_layer vit_n_head vit_n_embd",
              at_least_0="max_iters vit_iters align_iters warmup_iters lr_decay_iters fusion_lr weight_decay grad_clip",
              positive="learning_rate vit_lr multi_weight",
              fraction="caption_frac curriculum_frac vit_crops min_lr_ratio dropout", open_fraction="eval_fraction")
@@ -126,6 +127,7 @@ if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
     bad(f"init_from={init_from!r} is neither 'scratch', 'resume' nor a checkpoint file")
 try:
     check_device(device)
+    check_data(config)
     check_targets(vit_targets, vit_crop_targets, vit_detail_level, vit_n_layer, main_level)
     check_out_dir(out_dir)
 except ValueError as e:
@@ -145,7 +147,6 @@ threads = use_threads(threads, "train.py", say, resume=out_dir if init_from == "
 torch.manual_seed(seed + rank)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
 autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
-os.makedirs(out_dir, exist_ok=True)
 if master:  # one run per out_dir; a new run moves an earlier one aside, never over it
     try:
         out_lock, moved = claim_out_dir(out_dir, new_run=init_from != "resume")
@@ -216,7 +217,7 @@ def load_weights(module, path, key, prefix=""):
     try:
         module.load_state_dict({k[len(prefix):]: v for k, v in ck["model"].items() if k.startswith(prefix)})
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-        bad(f"{key}={path} does not fit this model config ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})")
+        bad(f"{key}={path} holds no weights that fit this model config ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})")
     return ck
 
 
@@ -254,12 +255,11 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
             loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        if torch.isfinite(loss):
-            optimizer.step()  # a finite but huge loss can still make a non-finite update: checked next
+        went = finite_step(optimizer, loss, dict(net.named_parameters()))  # 'loss' or 'update' if non-finite
         optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss) or not all_finite(dict(net.named_parameters())):
+        if went:
             kept = f"{ckpt_path} is unchanged" if os.path.exists(ckpt_path) else "no checkpoint was written"
-            sys.exit(f"train.py: {stage} step {it} gave a non-finite {'loss' if not torch.isfinite(loss) else 'update'} "
+            sys.exit(f"train.py: {stage} step {it} gave a non-finite {went} "
                      f"(loss {loss.item() * gradient_accumulation_steps:.4g}); stopped, {kept}. Lower the learning rate.")
         dt, t0 = time.time() - t0, time.time()
         lossf = loss.item() * gradient_accumulation_steps

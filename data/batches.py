@@ -37,6 +37,16 @@ def to_float(images):
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
 
 
+def check_data(cfg):
+    """A one-line ValueError for data settings no run can train on, before any data is made or read."""
+    if cfg["data"] != "shapes":
+        return  # own data: its questions have no types, every one is asked
+    from data.shapes.prepare import R, check_settings
+    check_settings(cfg["min_objects"], cfg["max_objects"], cfg["question_types"], cfg["image_size"])
+    if not cfg["question_types"]:  # prepare.py reads [] as every type; training would ask no question at all
+        raise ValueError(f"question_types=[] asks no questions: give some of {R.QUESTION_TYPES}")
+
+
 def load_dataset(cfg, say=print):
     """cfg: the training config dict. 'shapes' data is generated into cfg['data_dir'] if missing."""
     tok = get_tokenizer()
@@ -47,8 +57,12 @@ def load_dataset(cfg, say=print):
                   question_types=cfg["question_types"], image_size=cfg["image_size"])
         if os.path.exists(cfg["data_dir"]) and not os.path.isdir(cfg["data_dir"]):
             raise ValueError(f"data_dir={cfg['data_dir']!r} is a file: give a folder for the shapes data")
-        if ensure_prepared(cfg["data_dir"], **kw):
-            say(f"generated the shapes data in {cfg['data_dir']}")
+        try:
+            if ensure_prepared(cfg["data_dir"], **kw):
+                say(f"generated the shapes data in {cfg['data_dir']}")
+        except OSError as e:  # a read-only or full disk: complete data there is only read, never written
+            raise ValueError(f"data_dir={cfg['data_dir']!r}: the shapes data must be generated there but cannot be "
+                             f"written ({e.strerror}: {e.filename}): give a --data_dir you can write") from None
         splits = {}
         for s in ("train", "val", "test", "compositional"):
             images, masks, records = load_split(cfg["data_dir"], s)

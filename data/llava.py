@@ -5,7 +5,8 @@ Bring your own data in LLaVA's conversation format: a JSON list of records
      "conversations": [{"from": "human", "value": "<image>\\nwhat colour is the circle?"},
                        {"from": "gpt", "value": "red"}, ...more human/gpt pairs...]}
 
-plus a folder of images (paths in "image" are relative to it). Any image mode and size is
+plus a folder of images (paths in "image" are relative to it, and must stay inside it; with no
+image_root, the JSON's own folder is that folder). Any image mode and size is
 accepted (16-bit and float images are scaled to 8 bits): converted to RGB, resized keeping its
 aspect ratio and padded to a square.
 read_llava loads every image at once (toy-sized data: simple and fast to train from).
@@ -41,6 +42,8 @@ def load_image(path, image_size=64):
     """Any image file -> (image_size, image_size, 3) uint8: RGB, resized to fit, padded to square."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: image not found; check the image path and image_root")
+    if not os.path.isfile(path):  # opening a FIFO would wait forever for a writer; a folder is no image either
+        raise ValueError(f"{path}: not a regular file (a folder, a FIFO or a device): give an image file")
     try:
         with Image.open(path) as im:
             im.load()
@@ -73,10 +76,13 @@ def read_llava(json_path, image_root, image_size=64):
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{json_path}: not valid JSON ({e})") from None
+    except RecursionError:  # json recurses once per level: [[[[...]]]] 200000 deep
+        raise ValueError(f"{json_path}: nested too deeply to be a LLaVA JSON list of records") from None
     if not isinstance(data, list):
         raise ValueError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
     if not data:
         raise ValueError(f"{json_path}: the list of records is empty")
+    root = os.path.realpath(image_root or os.path.dirname(os.path.abspath(json_path)))
     examples = []
     for k, r in enumerate(data):
         where = f"{json_path}: record {r.get('id', k) if isinstance(r, dict) else k}"
@@ -94,7 +100,11 @@ def read_llava(json_path, image_root, image_size=64):
                  for i in range(0, len(conv), 2)]
         if any(not q or not a for q, a in turns):
             raise ValueError(f"{where}: a question or an answer is empty")
-        path = os.path.join(image_root, r["image"])
+        path = os.path.realpath(os.path.join(root, r["image"]))  # '..', a symlink: where it really is
+        if os.path.commonpath([root, path]) != root:  # a JSON from elsewhere must not read any file on the machine
+            inside = f"image_root={root}" if image_root else f"the JSON's folder {root} (image_root='')"
+            raise ValueError(f"{where}: image {r['image']!r} is {path}, outside {inside}: give paths inside it "
+                             f"(no '..', no absolute path, no link out)")
         if not os.path.exists(path):
             raise FileNotFoundError(f"{where}: image not found: {path}; check image_root={image_root!r} "
                                     f"(the folder the 'image' paths are relative to)")

@@ -24,7 +24,6 @@ HANG = 3600  # seconds: a guard against a hung script only, never a speed check 
 def serve():
     import runpy
     import tempfile
-    import traceback
     os.chdir(ROOT)
     sys.path.insert(0, ROOT)
     import torch._dynamo  # noqa: F401  what the optimizers import on first use
@@ -46,7 +45,7 @@ def serve():
                     if not isinstance(e.code, (int, type(None))):
                         print(e.code, file=sys.stderr)
                 except BaseException:
-                    traceback.print_exc()
+                    sys.excepthook(*sys.exc_info())  # as the interpreter does: a script may set its own
                     code = 1
                 sys.stdout.flush()
                 sys.stderr.flush()

@@ -1,10 +1,13 @@
-"""Every bad input a one-line error, and nothing lost (issue 13): a table of bad commands, each run
-as its own process (exit code, message, no traceback; tests/forkserver.py), plus the checkpoint,
-data, NaN, resume and DDP guarantees behind them.
+"""Every bad input a one-line error, and nothing lost (issues 13 and 26): a table of bad commands,
+each run as its own process (exit code, message, no traceback; tests/forkserver.py), plus the
+checkpoint, data, NaN, resume and DDP guarantees behind them. Runs killed, disks full or read-only,
+one run per out_dir: tests/test_nothing_lost.py.
 """
 import json
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -20,17 +23,25 @@ def conv(answer="red"):
     return [{"from": "human", "value": "<image>\nwhat colour is it?"}, {"from": "gpt", "value": answer}]
 
 
-def make_inputs(tmp):
-    """LLaVA files good and bad, config files, checkpoints that are not ours, a regular file."""
+def make_inputs(tmp, trained):
+    """LLaVA files good and bad, config files, checkpoints that are not ours, a regular file;
+    checkpoints of the session's tiny model (trained) spoilt one way each."""
     (tmp / "img").mkdir()
     for name in ("a", "b", "c"):
         Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp / "img" / f"{name}.png")
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp / "outside.png")
+    os.symlink(tmp / "outside.png", tmp / "img" / "link.png")  # inside image_root, pointing out of it
+    os.mkfifo(tmp / "img" / "fifo.png")  # open() would wait for a writer forever
     good = [{"id": n, "image": f"{n}.png", "conversations": conv()} for n in "abc"]
+    with_image = lambda name: [dict(good[0], image=name)] + good[1:]
     files = {"malformed.json": "[{", "dict.json": {"id": 1}, "strings.json": ["a.png", "b.png"],
              "no_image.json": [{"id": "a", "conversations": conv()}], "empty_list.json": [],
              "no_conv.json": [{"id": "a", "image": "a.png"}], "null_image.json": [dict(good[0], image=None)],
              "missing_image.json": [dict(good[0], image="nope.png")] + good[1:], "one.json": good[:1],
-             "long.json": [dict(g, conversations=conv("word " * 800)) for g in good], "good.json": good}
+             "long.json": [dict(g, conversations=conv("word " * 800)) for g in good], "good.json": good,
+             "deep.json": "[" * 200000 + "]" * 200000, "fifo.json": with_image("fifo.png"),
+             "dotdot.json": with_image("../outside.png"), "absolute.json": with_image(str(tmp / "outside.png")),
+             "link.json": with_image("link.png")}
     for name, content in files.items():
         (tmp / name).write_text(content if isinstance(content, str) else json.dumps(content))
     (tmp / "zero.json").write_bytes(b"")
@@ -42,6 +53,16 @@ def make_inputs(tmp):
     for name in ("no_config.pt", "tensor.pt"):
         (tmp / name.split(".")[0]).mkdir()
         os.replace(tmp / name, tmp / name.split(".")[0] / "ckpt.pt")
+    for name in ("ckpt.pt", "vit.pt"):  # {folder: checkpoint}, each spoilt one way; sample.py reads folder/ckpt.pt
+        nan = lambda ck: ck["model"][next(k for k in ck["model"] if k.startswith("vit."))].fill_(float("nan"))
+        spoil = {"model": lambda ck: None, "no_stage": lambda ck: ck.pop("stage"), "nan": nan,
+                 "no_model": lambda ck: ck.pop("model"), "empty_config": lambda ck: ck.update(config={}),
+                 "llm_string": lambda ck: ck["model_config"].update(llm="GPTConfig(n_layer=2)")}
+        for folder, how in spoil.items():
+            ck = torch.load(trained / "out" / name, weights_only=True)
+            how(ck)
+            (tmp / folder).mkdir(exist_ok=True)
+            torch.save(ck, tmp / folder / name)
 
 
 def T(tmp, *args):
@@ -101,6 +122,36 @@ CASES = {
     ("5", "density too high", "density=9 does not fit"): lambda t: T(t, "--shortcut='sparse'", "--density=9"),
     ("5", "resume from nothing", "has no ckpt.pt or vit.pt"): lambda t: T(t, "--init_from='resume'"),
     ("29", "threads=0", "train.py: threads=0 must be a whole number >= 1"): lambda t: T(t, "--threads=0"),
+    # issue 26: each found by an outside tester as a traceback, a hang or garbage accepted silently
+    ("26", "n_embd=0", "n_embd=0 must be >= 1"): lambda t: T(t, "--n_embd=0"),
+    ("26", "question_types=[]", "question_types=[] asks no questions"):
+        lambda t: T(t, "--question_types=[]", f"--data_dir={str(t / 'data_qt')!r}"),
+    ("26", "device=meta", "device='meta' cannot run a model here"): lambda t: T(t, "--device='meta'"),
+    ("26", "vit_init without 'model'", "holds no weights that fit this model config (KeyError: 'model')"):
+        lambda t: T(t, f"--vit_init={str(t / 'no_model' / 'vit.pt')!r}"),
+    ("26", "JSON nested 200k deep", "nested too deeply"): lambda t: own(t, "deep.json"),
+    ("26", "image is a FIFO", "not a regular file"): lambda t: own(t, "fifo.json"),
+    ("26", "sample --image=FIFO", "not a regular file"):
+        lambda t: ("sample.py", [f"--out_dir={t / 'model'}", f"--image={t / 'img' / 'fifo.png'}"]),
+    # (--max_iters=2: should the check go, the run is short)
+    ("26", "image ../x", "outside image_root="): lambda t: own(t, "dotdot.json", "--max_iters=2"),
+    ("26", "image /absolute", "outside image_root="): lambda t: own(t, "absolute.json", "--max_iters=2"),
+    ("26", "image a symlink out", "outside image_root="): lambda t: own(t, "link.json", "--max_iters=2"),
+    ("26", "image_root='' and ../x", "outside the JSON's folder"):
+        lambda t: own(t, "dotdot.json", "--image_root=''", "--max_iters=2"),
+    ("26", "sample: config {}", "its 'config' has no 'data'"): lambda t: ("sample.py", [f"--out_dir={t / 'empty_config'}"]),
+    ("26", "evaluate: config {}", "its 'config' has no 'data'"): lambda t: ("evaluate.py", [f"--out_dir={t / 'empty_config'}"]),
+    ("26", "sample: llm a string", "does not hold a SparseCut model (AttributeError"):
+        lambda t: ("sample.py", [f"--out_dir={t / 'llm_string'}", "--split=test"]),
+    ("26", "evaluate: llm a string", "does not hold a SparseCut model (AttributeError"):
+        lambda t: ("evaluate.py", [f"--out_dir={t / 'llm_string'}"]),
+    ("26", "sample: NaN weights", "holds non-finite weights"): lambda t: ("sample.py", [f"--out_dir={t / 'nan'}", "--split=test"]),
+    ("26", "evaluate: NaN weights", "holds non-finite weights"): lambda t: ("evaluate.py", [f"--out_dir={t / 'nan'}"]),
+    ("26", "probe: NaN weights", "holds non-finite weights"): lambda t: ("probe.py", [f"--ckpt={t / 'nan' / 'vit.pt'}"]),
+    ("26", "probe --n_train=0", "n_train=0 must be >= 1"): lambda t: ("probe.py", ["--n_train=0"]),
+    ("26", "probe --json=<a folder>", "is a folder: give a file name"): lambda t: ("probe.py", [f"--json={t}"]),
+    ("26", "bench --json=<a folder>", "is a folder: give a file name"): lambda t: ("bench.py", ["--quick", f"--json={t}"]),
+    ("26", "bench --batch_size=0", "batch_size=0 must be >= 1"): lambda t: ("bench.py", ["--batch_size=0"]),
 }
 # Each config file sets only keys train.py knows: the one error is the bogus key added after it.
 CASES.update({("5", f"config/{name}", "unknown config key 'bogus_key'"):
@@ -108,11 +159,22 @@ CASES.update({("5", f"config/{name}", "unknown config key 'bogus_key'"):
               for name in sorted(f for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py"))})
 
 
+def unblock(fifo, done):
+    """A hang guard for the FIFO cases: should a script open the FIFO (the bug), a writer comes and
+    goes, so that it reads an empty file and fails, instead of waiting an hour for the test's timeout."""
+    while not done.is_set():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader waits
+        except OSError:
+            pass
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, trained):
     """Every case of the table, and the training runs below, in one serving process."""
     t = tmp_path_factory.mktemp("bad")
-    make_inputs(t)
+    make_inputs(t, trained)
     cases = [make(t) for make in CASES.values()]
     data = [f"--data_dir={t / 'data'}", "--n_train=16", "--n_test=4"]
     quick = data + ["--vit_iters=0", "--warmup_iters=1", "--align_iters=2", "--gate=True", "--freeze_vit=False",
@@ -124,11 +186,21 @@ def runs(tmp_path_factory):
         "align_only": ("split", quick + ["--max_iters=0"]),                           # align, stop ...
         "then_tune": ("split", quick + ["--max_iters=2", "--init_from='resume'"]),    # ... tune from its checkpoint
         "longer": ("split", quick + ["--max_iters=3", "--init_from='resume'"]),       # resume with another max_iters
+        "lr_1e300": ("lr_1e300", data + ["--vit_iters=0", "--learning_rate=1e300", "--max_iters=2"]),  # Adam overflows
+        "vit_lr_1e300": ("vit_lr_1e300", data + ["--vit_iters=2", "--vit_lr=1e300", "--max_iters=0"]),
+        "no_stage": ("no_stage", data + ["--vit_iters=0", "--max_iters=1", f"--init_from={str(t / 'no_stage' / 'ckpt.pt')!r}"]),
     }
     cases += [("train.py", [os.path.join("config", "shapes_cpu.py")] + TINY + args + [f"--out_dir={t / out}"])
               for out, args in train.values()]
-    results = run_all(cases)
-    return t, dict(zip(CASES, results)), dict(zip(train, results[len(CASES):]))
+    scene = [f"--out_dir={trained / 'out'}", "--split=test", "--index=1", "--question=what colour is the object?"]
+    cases += [("sample.py", scene + [f"--temperature={temperature}"]) for temperature in (0, 1e-40)]
+    done = threading.Event()
+    threading.Thread(target=unblock, args=(str(t / "img" / "fifo.png"), done), daemon=True).start()
+    try:
+        results = run_all(cases)
+    finally:
+        done.set()
+    return t, dict(zip(CASES, results)), dict(zip(list(train) + ["greedy", "tiny_temperature"], results[len(CASES):]))
 
 
 @pytest.mark.parametrize("key", CASES, ids=lambda k: f"{k[0]}-{k[1]}")
@@ -137,6 +209,49 @@ def test_bad_input_is_one_line(runs, key):
     assert code != 0 and "Traceback" not in err, err[-2000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and key[2] in lines[0], err[-2000:]
+
+
+def test_checked_before_the_long_work(runs):
+    """Issue 26: question_types before the data is generated; --json before the probe or benchmark."""
+    t, cases, _ = runs
+    assert not (t / "data_qt").exists()
+    for key in [k for k in CASES if "--json=" in k[1]]:
+        assert cases[key][1] == "", cases[key][1][-2000:]  # nothing measured, nothing printed
+
+
+@pytest.mark.parametrize("name", ["lr_1e300", "vit_lr_1e300"])
+def test_a_learning_rate_past_float32_stops_as_non_finite(runs, name):
+    """Issue 26: Adam raised 'value cannot be converted to type float without overflow'; now the
+    non-finite stop of a huge learning rate, in one line, with nothing non-finite saved."""
+    t, _, train = runs
+    code, _, err = train[name]
+    assert code != 0 and "Traceback" not in err, err[-2000:]
+    assert "gave a non-finite update" in err.strip().splitlines()[-1] and "Lower the learning rate" in err
+    assert not (t / name / "ckpt.pt").exists() and not (t / name / "vit.pt").exists()
+
+
+def test_init_from_a_checkpoint_without_stage(runs):
+    """Issue 26: its stage is only reported; the weights fit, so the run goes on."""
+    code, out, err = runs[2]["no_stage"]
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    assert "initialised from" in out and "(? step 4)" in out
+
+
+def test_a_tiny_temperature_samples_the_greedy_answer(runs):
+    """Issue 26: logits / 1e-40 overflowed to inf, and softmax to NaN ('probability tensor contains
+    inf/nan'); the limit of a temperature going to 0 is the greedy answer."""
+    greedy, tiny = runs[2]["greedy"], runs[2]["tiny_temperature"]
+    assert greedy.returncode == tiny.returncode == 0, tiny.stderr[-2000:]
+    assert greedy.stdout == tiny.stdout and " -> " in tiny.stdout
+
+
+def test_image_paths_resolve_inside_the_json_folder_without_image_root(tmp_path):
+    """Issue 26: with image_root='' an image path is relative to the JSON's own folder (and stays in it)."""
+    from data.llava import read_llava
+    (tmp_path / "data" / "img").mkdir(parents=True)
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "data" / "img" / "a.png")
+    (tmp_path / "data" / "train.json").write_text(json.dumps([{"id": "a", "image": "img/a.png", "conversations": conv()}]))
+    assert read_llava(str(tmp_path / "data" / "train.json"), "", 32)[0]["image"].shape == (32, 32, 3)
 
 
 def test_unknown_key_lists_the_valid_ones(runs):
@@ -231,10 +346,12 @@ def test_a_malicious_pickle_is_never_run(tmp_path):
     assert not os.path.exists(marker)
 
 
-def test_rng_states_come_back_on_cpu(tmp_path):
+def test_rng_states_come_back_on_cpu(tmp_path, monkeypatch):
     """Item 10a: asked for another device ('meta' stands in for CUDA), the RNG states still come
     back on the CPU, where Generator.set_state and torch.set_rng_state need them."""
+    import checkpoint
     from checkpoint import load_checkpoint, save_checkpoint
+    monkeypatch.setattr(checkpoint, "check_device", lambda device: None)  # 'meta' trains nothing: refused there
     g = torch.Generator().manual_seed(3)
     save_checkpoint(str(tmp_path / "ckpt.pt"), {"model": {"w": torch.ones(2)},
                                                 "rng": {"sampler": [g.get_state()], "torch": torch.get_rng_state()}})

@@ -102,7 +102,8 @@ def prepare(out_dir="data/shapes", n_train=20000, n_val=1000, n_test=1000, seed=
 
 
 def write_atomic(path, write):
-    """write(f) on a binary file path + '.<pid>.tmp', fsync, rename it to path. Returns the size in bytes."""
+    """write(f) on a binary file path + '.<pid>.tmp', fsync, rename it to path. Returns the size in bytes.
+    A failed write (a full disk) leaves path as it was and raises an OSError that names path."""
     tmp = f"{path}.{os.getpid()}.tmp"  # this process's own: two writers never rename each other's file
     try:
         with open(tmp, "wb") as f:
@@ -110,9 +111,11 @@ def write_atomic(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):  # a SIGKILL leaves it instead: never read
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):  # f.write names no file
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     return os.path.getsize(path)
 
