@@ -25,6 +25,8 @@ from configurator import configure  # noqa: E402  (the repository's own, as trai
 RESULTS = os.path.join(ROOT, "results")
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 TYPES = ["colour", "shape", "count", "position", "texture"]
+PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
+          "probe_detail.json": "python train.py config/detail_at_depth.py"}
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
 
@@ -142,6 +144,20 @@ def table_probe(name):
                         "Held-out accuracy of a linear probe on object tokens (share of their variance the attribute explains)."]
 
 
+def table_probes(names=("probe_main", "probe_detail"), keys=("low/colour", "crops/texture", "low/shape")):
+    """Two ViTs side by side: per level, probe accuracy (share of variance) for a few attributes."""
+    rs = [load(n) for n in names]
+    lines = [row(["ViT level"] + [f"{k}, {n[6:]}" for k in keys for n in names]), row(["---"] * (1 + len(keys) * len(names)))]
+    for level in rs[0]["levels"]:
+        tag = f"{level} (main)" if str(level) == str(rs[0].get("main_level")) else level
+        lines.append(row([tag] + [f"{f3(r['levels'][level][k]['acc'])} ({100 * r['levels'][level][k]['var_share']:.0f}%)"
+                                  for k in keys for r in rs]))
+    cmds = "; ".join(f"`{r['run']['command']}` (commit {r['run']['commit']})" for r in rs)
+    return lines + ["", f"From results/{names[0]}.json and {names[1]}.json: {cmds}. "
+                        "Held-out accuracy of a linear probe on object tokens (in brackets: the share of their variance "
+                        "the attribute explains); `probe.py` prints every attribute."]
+
+
 def table_busy():
     r = load("busy")
     lines = [row(["checkout", "beside", "seconds (median)", "x its quiet time", "goal", "threads chosen", "highest MFU shown"]),
@@ -159,7 +175,7 @@ def table_busy():
 
 TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
-          "probe_detail": lambda: table_probe("probe_detail"), "busy": table_busy,
+          "probe_detail": lambda: table_probe("probe_detail"), "busy": table_busy, "probes": table_probes,
           "quicklab": lambda: table_seeds("quicklab"),
           "probe_main": lambda: table_probe("probe_main")}
 
@@ -241,8 +257,9 @@ def problems():
             checks = [(run["config"], run["render_version"], expected_config(command), set())]
         elif command.startswith("python bench_busy.py"):
             checks = []  # its own short piece of the main job, timed: nothing shown as the main job's numbers
-        elif "trained_with" in r:  # probe.py: the checkpoint's run must be the main job's
-            checks = [(r["trained_with"], VERSION, expected_config("python train.py"), {"seed", "out_dir", "init_from"})]
+        elif "trained_with" in r:  # probe.py: the checkpoint's run must be the one the table says
+            checks = [(r["trained_with"], VERSION, expected_config(PROBED.get(name, "python train.py")),
+                       {"seed", "out_dir", "init_from", "max_iters", "vit_init", "threads"})]
         elif command.startswith("python bench.py"):  # no data; its model sizes must be the main job's
             main = expected_config("python train.py")
             checks = [({k: run["config"].get(k) for k in SIZES}, VERSION, {k: main[k] for k in SIZES}, set())]
