@@ -41,7 +41,7 @@ from vit import ViT, ViTConfig
 
 ckpt = "out/vit.pt"       # a stage-0 vit.pt or a full ckpt.pt of train.py
 data_dir = "data/shapes"  # the shapes splits; generated in memory if missing
-split = "val"             # held-out scenes to score on: 'val' | 'test'
+split = "val"             # held-out scenes to score on: 'val' | 'test' | 'compositional' (attribute pairs training never shows)
 n_train = 1000            # train scenes the probes are fitted on
 n_test = 400              # held-out scenes they are scored on
 steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
@@ -248,8 +248,8 @@ def main(argv):
     configure_or_exit(config, argv, "probe.py")
     c = config
     t0 = time.time()
-    if c["split"] not in ("val", "test"):
-        sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val' or 'test'")
+    if c["split"] not in ("val", "test", "compositional"):
+        sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val', 'test' or 'compositional'")
     check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
     if c["json"]:  # before the work, not after it
         try:
