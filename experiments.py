@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from checkpoint import provenance, write_json
 from configurator import configure_or_exit
+from drawing import COLOURS, canvas, dashed, legend, save, y_axis
 from machine import use_threads
 
 config_file = "config/shapes_cpu.py"
@@ -131,23 +132,15 @@ def draw(rows, path, title):
     """A bar chart with PIL: per question type, one bar per variant (mean over seeds, +- sd as a
     whisker), the variants of one group side by side, a gap between groups; a dashed line per
     type marks the majority baseline (the test split's best constant answer)."""
-    from PIL import Image, ImageDraw
-    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
-               (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (0, 0, 0)]
-    colours = [colours[v % len(colours)] for v in range(len(rows))]
+    colours = [COLOURS[v % len(COLOURS)] for v in range(len(rows))]
     offset = [0]  # x of each bar inside a type's cluster: 4 px more at every change of group
     for a, b in zip(rows, rows[1:]):
         offset.append(offset[-1] + 9 + (4 if a["group"] != b["group"] else 0))
-    bar, gap, H, top, left, legend = 9, 18, 260, 30, 56, 190
+    bar, gap, H, top, left, right = 9, 18, 260, 30, 56, 190  # right: the legend's width
     width = offset[-1] + bar
-    W = left + len(TYPES) * (width + gap) + legend
-    img = Image.new("RGB", (W, H + top + 60), "white")
-    d = ImageDraw.Draw(img)
-    y_of = lambda acc: top + H - int(acc * H)
-    for y in (0, .2, .4, .6, .8, 1):
-        d.line([(left, y_of(y)), (W - legend, y_of(y))], fill=(225, 225, 225))
-        d.text((left - 26, y_of(y) - 6), f"{y:.1f}", fill="black")
+    W = left + len(TYPES) * (width + gap) + right
+    img, d = canvas(W, H + top + 60)
+    y_of = y_axis(d, left, W - right, top, H)
     d.text((4, top - 22), "test accuracy (mean over seeds, whisker: +- sd)", fill="black")
     for t, typ in enumerate(TYPES):
         x0 = left + t * (width + gap)
@@ -159,17 +152,12 @@ def draw(rows, path, title):
                 d.line([(x + bar // 2 - 1, y_of(mean - sd)), (x + bar // 2 - 1, y_of(mean + sd))], fill="black")
         chance = rows[0].get("majority", {}).get(typ)
         if chance is not None:
-            for x in range(x0 - 3, x0 + width + 3, 6):
-                d.line([(x, y_of(chance)), (x + 3, y_of(chance))], fill="black", width=2)
+            dashed(d, x0 - 3, x0 + width + 3, y_of(chance))
         d.text((x0, top + H + 6), typ, fill="black")
-    d.line([(W - legend + 10, top + 6), (W - legend + 24, top + 6)], fill="black", width=2)
-    d.text((W - legend + 30, top), "majority baseline", fill="black")
-    for v, r in enumerate(rows):
-        y = top + 18 + 14 * v
-        d.rectangle([W - legend + 10, y, W - legend + 20, y + 10], fill=colours[v])
-        d.text((W - legend + 26, y - 1), f"{r['group']}: {r['name']}", fill="black")
+    legend(d, W - right + 10, top, [("majority baseline", "black", "dashed")] +
+           [(f"{r['group']}: {r['name']}", colours[v], "box") for v, r in enumerate(rows)])
     d.text((left, H + top + 30), title, fill="black")
-    img.save(path)
+    save(img, path)
 
 
 def main(argv):

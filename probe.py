@@ -3,6 +3,8 @@ What does each level of the ViT know? Linear probes on object tokens, level by l
 
     python probe.py --ckpt=out/vit.pt                    # a stage-0 ViT, or out/ckpt.pt (a full model)
     python probe.py --ckpt=out/vit.pt --json=probe.json --split=test --n_train=1000 --n_test=400
+    python probe.py --ckpt=out/vit.pt --plot=probe.png   # also a picture: accuracy and var_share per level
+    python probe.py --from_json=results/probe_main.json --plot=probe.png   # the picture of earlier results
 
 Levels: the patch embedding ('embed': patch projection + position, what block 0 reads) and every
 block up to the main level (the blocks above it are never read). An object token is a
@@ -22,6 +24,7 @@ Two numbers per level, view and attribute:
 Data: data_dir's splits if there are any, else small splits generated in memory with the
 checkpoint's data settings.
 """
+import json as json_module  # `json` is the name of a setting here
 import os
 import sys
 import time
@@ -35,6 +38,7 @@ from configurator import check_ranges, configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
 from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES
+from drawing import check_image_path, draw_levels
 from fusion import make_views
 from machine import use_threads
 from vit import ViT, ViTConfig
@@ -47,6 +51,8 @@ n_test = 400              # held-out scenes they are scored on
 steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
 l2 = 1e-3                 # weight penalty of the probes
 json = ""                 # also write the results to this file
+plot = ""                 # also draw them to this PNG: accuracy and var_share per level, a line per view/attribute
+from_json = ""            # no probing: draw --plot from this probe.py JSON (e.g. results/probe_main.json)
 llm = False               # also probe the LLM's residual stream at the image positions, and the gradient
                           # reaching each path into it (a ckpt.pt only)
 threads = None            # CPU threads; None: as many as are free at start (machine.py)
@@ -136,24 +142,36 @@ def var_share(x, y):
     return (between / (x - mu).square().sum(1).mean()).item()
 
 
-def tokens(vit, images, masks, records, depth):
-    """Object tokens of some scenes: ({level: (T, C)}, {attribute: (T,)}, view (T,): 0 low, 1..4 crops)."""
-    owner = owners(masks, vit.config.image_size // vit.config.patch_size)   # (M, 5, N)
+def object_labels(masks, records, n_side):
+    """The object tokens of some scenes: keep (M, 5, N) bool, {attribute: (T,)} and view (T,): 0 low, 1..4 crops."""
+    owner = owners(masks, n_side)                                           # (M, 5, N)
     keep = owner > 0
     y = {a: torch.from_numpy(l[keep]) for a, l in labels(owner, records).items()}
-    return object_features(vit, images, keep, depth), y, torch.from_numpy(np.nonzero(keep)[1])
+    return keep, y, torch.from_numpy(np.nonzero(keep)[1])
+
+
+def in_view(v, view):
+    return v == 0 if view == "low" else v > 0  # v (T,): each token's view -> (T,) bool, the low view's or the crops'
+
+
+def chance_of(train, test, n_side):
+    """{'view/attribute': the share of the train-majority class among the held-out object tokens of that view}."""
+    (_, y, v), (_, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
+    return {f"{view}/{a}": (yt[a][in_view(vt, view)] == y[a][in_view(v, view)].bincount().argmax()).float().mean().item()
+            for view, attributes in PROBES.items() for a in attributes}
 
 
 def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
     """train, test: (images, masks, records) of the shapes data. Fits a probe per level, view and
     attribute. Returns ({level: {'view/attribute': {'acc', 'var_share'}}}, {'view/attribute': chance})."""
-    (f, y, v), (ft, yt, vt) = tokens(vit, *train, depth), tokens(vit, *test, depth)
-    results, chance = {level: {} for level in f}, {}
+    n_side = vit.config.image_size // vit.config.patch_size
+    (keep, y, v), (keep_t, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
+    f, ft = object_features(vit, train[0], keep, depth), object_features(vit, test[0], keep_t, depth)
+    results, chance = {level: {} for level in f}, chance_of(train, test, n_side)
     for view, attributes in PROBES.items():
-        m, mt = (v == 0, vt == 0) if view == "low" else (v > 0, vt > 0)
+        m, mt = in_view(v, view), in_view(vt, view)
         for a in attributes:
             key = f"{view}/{a}"
-            chance[key] = (yt[a][mt] == y[a][m].bincount().argmax()).float().mean().item()
             for level in f:
                 results[level][key] = {
                     "acc": fit_probe(f[level][m], y[a][m], ft[level][mt], yt[a][mt], len(CLASSES[a]), steps, l2),
@@ -244,24 +262,10 @@ def load_vit(path):
     return vit, main, ck.get("config", {})
 
 
-def main(argv):
-    configure_or_exit(config, argv, "probe.py")
-    c = config
-    t0 = time.time()
-    if c["split"] not in ("val", "test", "compositional"):
-        sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val', 'test' or 'compositional'")
-    check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
-    if c["json"]:  # before the work, not after it
-        try:
-            check_result_path(c["json"])
-        except ValueError as e:
-            sys.exit(f"probe.py: json={c['json']!r}: {e}")
-    use_threads(c["threads"], "probe.py")
-    try:
-        vit, main_level, cfg = load_vit(c["ckpt"])
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"probe.py: {e}")
-    S = vit.config.image_size
+def probe_data(c, cfg, S):
+    """(train, test, where from): the first c['n_train'] train scenes and c['n_test'] of c['split'],
+    each (images, masks, records), from c['data_dir'] if it holds the shapes data, else generated
+    in memory with the data settings cfg a ViT reading S x S views was trained with."""
     try:
         data = [load_split(c["data_dir"], s) for s in ("train", c["split"])]
         source = c["data_dir"]
@@ -271,9 +275,57 @@ def main(argv):
                 for s, n in (("train", c["n_train"]), (c["split"], c["n_test"]))]
         source = "generated in memory"
     if data[0][0].shape[1] != 2 * S:
-        sys.exit(f"probe.py: {c['data_dir']} holds {data[0][0].shape[1]}px images but this ViT reads "
-                 f"{2 * S}px ones: give --data_dir of data made with image_size={2 * S}")
+        raise ValueError(f"{c['data_dir']} holds {data[0][0].shape[1]}px images but this ViT reads "
+                         f"{2 * S}px ones: give --data_dir of data made with image_size={2 * S}")
     train, test = [tuple(a[:n] for a in d) for d, n in zip(data, (c["n_train"], c["n_test"]))]
+    return train, test, source
+
+
+def plot_json(c):
+    """--from_json: draw --plot from a probe.py JSON. One written before probe.py kept the chance
+    levels has them recomputed from the labels of the scenes it names (no ViT needed)."""
+    try:
+        with open(c["from_json"]) as f:
+            out = json_module.load(f)
+        results, main_level, run, cfg = out["levels"], out["main_level"], out["run"]["config"], out["trained_with"]
+        chance = out.get("chance")
+        if chance is None:  # the scenes it was probed on, found as main() finds them
+            S = cfg["image_size"] // 2
+            train, test, source = probe_data({k: run[k] for k in ("data_dir", "split", "n_train", "n_test")}, cfg, S)
+            chance = chance_of(train, test, S // cfg["patch_size"])
+            print(f"chance: not in {c['from_json']}; recomputed from the labels of its scenes ({source})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        sys.exit(f"probe.py: from_json={c['from_json']!r} is not a probe.py JSON that can be drawn ({type(e).__name__}: {e})")
+    draw_levels(results, chance, main_level, c["plot"], f"{run['ckpt']}, {run['split']} scenes")
+    print(f"wrote {c['plot']}")
+
+
+def main(argv):
+    configure_or_exit(config, argv, "probe.py")
+    c = config
+    t0 = time.time()
+    if c["split"] not in ("val", "test", "compositional"):
+        sys.exit(f"probe.py: split={c['split']!r} is not held out: use 'val', 'test' or 'compositional'")
+    check_ranges(c, "probe.py", at_least_1="n_train n_test steps", at_least_0="l2")
+    for key, check in (("json", check_result_path), ("plot", check_image_path)):  # before the work, not after it
+        if c[key]:
+            try:
+                check(c[key])
+            except ValueError as e:
+                sys.exit(f"probe.py: {key}={c[key]!r}: {e}")
+    if c["from_json"]:
+        if not c["plot"]:
+            sys.exit("probe.py: from_json draws a picture and probes nothing: give --plot=probe.png too")
+        return plot_json(c)
+    use_threads(c["threads"], "probe.py")
+    try:
+        vit, main_level, cfg = load_vit(c["ckpt"])
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"probe.py: {e}")
+    try:
+        train, test, source = probe_data(c, cfg, vit.config.image_size)
+    except ValueError as e:
+        sys.exit(f"probe.py: {e}")
     depth = main_level + 1  # the blocks above the main level are never read, and stage 0 never trains them
     results, chance = probe_levels(vit, train, test, depth, c["steps"], c["l2"])
 
@@ -289,7 +341,7 @@ def main(argv):
             row("chance", chance.values())
         for level, r in results.items():
             row(tag(level), [r[k][field] for k in keys])
-    out = {"levels": results}
+    out = {"levels": results, "chance": chance}
     if c["llm"]:
         try:
             model = load_model(c["ckpt"], data_keys=())[0]
@@ -305,6 +357,9 @@ def main(argv):
               f"and of the answer loss's gradient with respect to it")
         for t, r in out["grads"].items():
             print(f"{t:<10}" + "   ".join(f"{name}: {v['rms']:.3f} / grad {v['grad_rms']:.2e}" for name, v in r.items()))
+    if c["plot"]:
+        draw_levels(results, chance, main_level, c["plot"], f"{c['ckpt']}, {c['split']} scenes")
+        print(f"\nwrote {c['plot']}")
     if c["json"]:
         out.update(main_level=main_level, trained_with=cfg, run=provenance("probe.py", c))
         write_json(c["json"], out)

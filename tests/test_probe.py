@@ -1,4 +1,5 @@
-"""probe.py: object tokens and their labels, var_share, a level that is the input patches, the script."""
+"""probe.py: object tokens and their labels, var_share, a level that is the input patches, the script
+and its picture."""
 import json
 from dataclasses import asdict
 
@@ -7,9 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from PIL import Image
+
 from checkpoint import save_checkpoint
 from data.shapes.prepare import make_split
 from data.tokenizer import get_tokenizer
+from drawing import LEVELS_SIZE
 from llm import GPTConfig
 import probe as probe_py
 from probe import PROBES, labels, owners, probe_levels, var_share
@@ -72,10 +76,25 @@ def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
                           llm=GPTConfig(block_size=100, vocab_size=get_tokenizer().n_vocab, n_layer=1, n_head=2, n_embd=16), fusion="mlp", shortcut="none")
     torch.manual_seed(0)
     save_checkpoint(str(tmp_path / "vit.pt"), {"model": SparseCut(cfg).state_dict(), "model_config": asdict(cfg),
-                                               "config": {"min_objects": 1, "max_objects": 2}})
+                                               "config": {"min_objects": 1, "max_objects": 2, "image_size": 48,
+                                                          "patch_size": 4}})
     r = probe(f"--ckpt={tmp_path / 'vit.pt'}", f"--data_dir={tmp_path / 'no_data'}", "--n_train=20", "--n_test=10",
-              "--steps=10", f"--json={tmp_path / 'probe.json'}", "--llm=True")
+              "--steps=10", f"--json={tmp_path / 'probe.json'}", "--llm=True", f"--plot={tmp_path / 'pic' / 'probe.png'}")
     assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "pic" / "probe.png") as im:
+        assert im.size == LEVELS_SIZE
+        drawn = np.asarray(im)
+    # the picture again from the JSON alone, and from one without the chance levels (as results/ holds):
+    # they are recomputed from the scenes' labels, so the picture is the same to the pixel
+    again = probe(f"--from_json={tmp_path / 'probe.json'}", f"--plot={tmp_path / 'again.png'}")
+    saved = json.loads((tmp_path / "probe.json").read_text())
+    (tmp_path / "old.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "chance"}))
+    old = probe(f"--from_json={tmp_path / 'old.json'}", f"--plot={tmp_path / 'old.png'}")
+    assert again.returncode == 0 and old.returncode == 0, again.stderr + old.stderr
+    assert "recomputed" in old.stdout and "recomputed" not in again.stdout
+    for name in ("again.png", "old.png"):
+        with Image.open(tmp_path / name) as im:
+            assert np.array_equal(np.asarray(im), drawn), name
     assert "generated in memory" in r.stdout and "chance" in r.stdout and "1 main" in r.stdout
     out = json.loads((tmp_path / "probe.json").read_text())
     levels = out["levels"]
@@ -102,6 +121,10 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     (["--ckpt={tmp}/other.pt"], "does not hold a SparseCut ViT"),
     (["--split=train"], "not held out"),
     (["--n_trian=5"], "unknown config key 'n_trian'"),
+    (["--plot={tmp}/probe.txt"], "unknown image extension '.txt'"),   # before the checkpoint is looked for
+    (["--plot={tmp}/other.pt/probe.png"], "other.pt is a file"),
+    (["--from_json=README.md", "--plot={tmp}/p.png"], "is not a probe.py JSON"),
+    (["--from_json=results/probe_main.json"], "give --plot=probe.png too"),
 ])
 def test_bad_inputs_exit_with_the_reason(args, message, tmp_path, monkeypatch):
     monkeypatch.setattr(probe_py, "config", dict(probe_py.config))  # main() edits its config in place
@@ -109,4 +132,4 @@ def test_bad_inputs_exit_with_the_reason(args, message, tmp_path, monkeypatch):
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(SystemExit) as e:
         probe_py.main([a.format(tmp=tmp_path) for a in args])
-    assert str(e.value.code).startswith("probe.py: ") and message in str(e.value.code)
+    assert str(e.value.code).startswith("probe.py: ") and message in str(e.value.code) and "\n" not in str(e.value.code)
