@@ -162,10 +162,19 @@ class SparseCut(nn.Module):
         self.vit.train(was_training)
         return {b: torch.cat(v) for b, v in out.items()}
 
-    def fuse(self, feats):
-        """{vit_block: (B, V, N, Cv)} -> prefix (B, N, Cl), inject {llm_layer: (B, N, Cl)}."""
+    def paths(self):
+        """What fuse(remove=...) can take away: 'shortcut:B' (those from ViT block B), 'shortcuts' (all), 'crops'."""
+        return [f"shortcut:{b}" for b in sorted({b for b, _ in self.shortcuts})] + \
+            ["shortcuts"] * bool(self.shortcuts) + ["crops"] * (self.n_views > 1)
+
+    def fuse(self, feats, remove=()):
+        """{vit_block: (B, V, N, Cv)} -> prefix (B, N, Cl), inject {llm_layer: (B, N, Cl)}. remove: paths()
+        taken away, for attribution only (sample.py --explain, evaluate.py --ablate); training never does."""
+        assert set(remove) <= set(self.paths()), f"remove={sorted(remove)}; this model's paths: {self.paths()}"
         if self.level_norms is not None:  # each level at one scale, whatever its variance: the fusion is shared
             feats = {b: self.level_norms[str(b)](f) if str(b) in self.level_norms else f for b, f in feats.items()}
+        if "crops" in remove:  # the fusion still reads 5 views, the 4 crops blank: only the low view speaks
+            feats = {b: torch.cat([f[:, :1], torch.zeros_like(f[:, 1:])], 1) for b, f in feats.items()}  # (B,V,N,Cv)
 
         def fused(b):
             f = feats[b]
@@ -181,29 +190,32 @@ class SparseCut(nn.Module):
         else:
             shortcuts = [fused(b) for b, _ in self.shortcuts]                   # each level fused once
         inject = {}
-        for k, ((_, layer), s) in enumerate(zip(self.shortcuts, shortcuts)):
+        for k, ((b, layer), s) in enumerate(zip(self.shortcuts, shortcuts)):
+            if "shortcuts" in remove or f"shortcut:{b}" in remove:
+                continue  # removed: the layer reads the stream as if this shortcut were not wired
             if self.gates is not None:
                 s = torch.tanh(self.gates[k]) * s
             inject[layer] = inject.get(layer, 0) + s
         return prefix, inject
 
-    def forward(self, images, idx, targets=None, feats=None, segments=None):
+    def forward(self, images, idx, targets=None, feats=None, segments=None, remove=()):
         """images (B, 3, 2S, 2S) in [0, 1] (or feats from encode()), idx (B, T), targets (B, T),
-        segments (B, T) or None: several questions about each image in one row (GPT.forward).
+        segments (B, T) or None: several questions about each image in one row (GPT.forward);
+        remove: paths taken away (fuse).
 
         Returns (logits, loss) as GPT.forward (logits (B, T, V) without targets). The LLM sees N + T
         tokens whatever the fusion and the shortcuts: shortcuts add to image positions, they never
         lengthen the context.
         """
-        prefix, inject = self.fuse(self.encode(images) if feats is None else feats)
+        prefix, inject = self.fuse(self.encode(images) if feats is None else feats, remove)
         return self.llm(idx, targets=targets, prefix=prefix, inject=inject, segments=segments)
 
     @torch.no_grad()
     def generate(self, images, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True,
-                 stop_token=None, feats=None):
+                 stop_token=None, feats=None, remove=()):
         """Answer: idx (B, T) prompt ids -> (B, T + new). Shortcuts are applied once, at prefill;
-        later tokens read the already-shifted image keys/values from the KV cache."""
-        prefix, inject = self.fuse(self.encode(images) if feats is None else feats)
+        later tokens read the already-shifted image keys/values from the KV cache. remove: as fuse."""
+        prefix, inject = self.fuse(self.encode(images) if feats is None else feats, remove)
         return self.llm.generate(idx, max_new_tokens, prefix=prefix, inject=inject, temperature=temperature,
                                  top_k=top_k, use_cache=use_cache, stop_token=stop_token)
 

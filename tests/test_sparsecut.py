@@ -229,6 +229,34 @@ def test_shortcuts_change_the_logits():
         torch.testing.assert_close(b, plain(None, idx, feats={4: feats[4]})[0])
 
 
+def test_a_removed_path_is_the_model_wired_without_it():
+    """fuse(remove=...), for attribution: 'shortcuts' gives exactly the logits (and answers) of the
+    model wired with none, from the same weights; 'shortcut:B' those of the model without block B's
+    shortcut; 'crops' leaves nothing of the crop features. Shortcuts act at prefill only, so the
+    cached decoding is the other model's too."""
+    torch.manual_seed(0)
+    model = lively(tiny_model(fusion="concat", pairs=[(0, 1), (2, 3)]), 3.0)
+    none, only_2 = tiny_model(fusion="concat", shortcut="none"), tiny_model(fusion="concat", pairs=[(2, 3)])
+    none.load_state_dict(model.state_dict())
+    only_2.load_state_dict(model.state_dict())
+    images, idx = batch()
+    with torch.no_grad():
+        full = model(images, idx)[0]
+        assert torch.equal(model(images, idx, remove={"shortcuts"})[0], none(images, idx)[0])
+        assert torch.equal(model(images, idx, remove={"shortcut:0"})[0], only_2(images, idx)[0])
+        assert not torch.equal(model(images, idx, remove={"shortcut:0"})[0], full)
+        assert torch.equal(model.generate(images, idx, 5, temperature=0.0, remove={"shortcuts"}),
+                           none.generate(images, idx, 5, temperature=0.0))
+        feats = model.encode(images)
+        other = {b: torch.cat([f[:, :1], torch.randn_like(f[:, 1:])], 1) for b, f in feats.items()}  # other crops
+        assert not torch.allclose(model(None, idx, feats=other)[0], full)
+        assert torch.equal(model(None, idx, feats=other, remove={"crops"})[0],
+                           model(None, idx, feats=feats, remove={"crops"})[0])
+    assert model.paths() == ["shortcut:0", "shortcut:2", "shortcuts", "crops"]
+    assert tiny_model(fusion="mlp", shortcut="none").paths() == []  # the baseline: low view, no shortcut
+    assert tiny_model(fusion="mlp", shortcut="deepstack").paths() == ["shortcut:4", "shortcuts", "crops"]
+
+
 def test_describe():
     torch.manual_seed(0)
     model = tiny_model(shortcut="sparse", density=2, order="u")
