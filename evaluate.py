@@ -7,6 +7,7 @@ Run on its own, it scores a trained model again and says where its answers go wr
     python evaluate.py --split=compositional --out_dir=out/lab
     python evaluate.py --split=train --limit=1000   # the same table on scenes it trained on
     python evaluate.py --paraphrase=True     # the test scenes' held-out wordings, accuracy per wording
+    python evaluate.py --ablate=crops        # the same table with a path into the LLM removed
 """
 import collections
 import math
@@ -25,11 +26,12 @@ from data.shapes import render as R
 
 @torch.no_grad()
 def evaluate(model, tok, split, question_types, device, limit=None, captions=None, chunk=200,
-             max_answer_tokens=8, max_caption_tokens=64, qa_key="qa", keep_rows=False):
+             max_answer_tokens=8, max_caption_tokens=64, qa_key="qa", keep_rows=False, remove=()):
     """Greedy answers for the questions of the first `limit` scenes (all if None), and captions for
     the first `captions` scenes (all if None, none if 0). qa_key: the records' list of questions
-    to ask ('qa_paraphrase': the test split's held-out wordings). Returns a dict of metrics, and
-    with keep_rows every question as {"scene", "type", "question", "answer", "pred"} in "rows"."""
+    to ask ('qa_paraphrase': the test split's held-out wordings); remove: paths taken away
+    (SparseCut.fuse). Returns a dict of metrics, and with keep_rows every question as {"scene",
+    "type", "question", "answer", "pred"} in "rows"."""
     was_training = model.training
     model.eval()
     n = len(split.records) if limit is None else min(limit, len(split.records))
@@ -44,14 +46,15 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
         jobs = []  # (scene in chunk, question, answer, type)
         for i, r in enumerate(recs):
             jobs += [(i, q["question"], q["answer"], q["type"]) for q in r.get(qa_key, []) if want(q, r)]
-        out = generate_grouped(model, tok, feats, [(i, vqa_prompt(q)) for i, q, _, _ in jobs], device, max_answer_tokens)
+        out = generate_grouped(model, tok, feats, [(i, vqa_prompt(q)) for i, q, _, _ in jobs], device, max_answer_tokens,
+                               remove)
         for (i, q, a, t), p in zip(jobs, out):
             preds.append(p), answers.append(a), types.append(t)
             n_obj.append(len(recs[i].get("objects", [])))
             if keep_rows:
                 rows.append({"scene": start + i, "type": t, "question": q, "answer": a, "pred": p})
         caps = [i for i in range(len(recs)) if start + i < n_cap and recs[i].get("caption")]
-        out = generate_grouped(model, tok, feats, [(i, caption_prompt()) for i in caps], device, max_caption_tokens)
+        out = generate_grouped(model, tok, feats, [(i, caption_prompt()) for i in caps], device, max_caption_tokens, remove)
         f1s += [caption_f1(p, recs[i]["objects"])["f1"] for i, p in zip(caps, out)]
     model.train(was_training)
     records = split.records[:n]
@@ -114,7 +117,7 @@ def generalisation(model, tok, ds, question_types, device):
     return out
 
 
-def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
+def generate_grouped(model, tok, feats, jobs, device, max_new_tokens, remove=()):
     """jobs: [(scene index into feats, prompt)] -> decoded answers. Prompts of equal token length
     are batched together, so no padding ever shifts the text positions."""
     groups = collections.defaultdict(list)
@@ -128,7 +131,7 @@ def generate_grouped(model, tok, feats, jobs, device, max_new_tokens):
         idx = torch.tensor([ids for _, _, ids in members], device=device)    # (B, T)
         f = {b: v[scenes] for b, v in feats.items()}
         gen = model.generate(None, idx, min(max_new_tokens, budget - T), temperature=0.0,
-                             stop_token=tok.eot_token, feats=f)[:, T:]
+                             stop_token=tok.eot_token, feats=f, remove=remove)[:, T:]
         for (j, _, _), row in zip(members, gen.tolist()):
             out[j] = tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip()
     return out
@@ -268,6 +271,7 @@ out_dir = "out"          # where train.py wrote ckpt.pt
 split = "test"           # 'test' | 'val' | 'compositional' (shapes data) | 'train' (learned or memorised?)
 limit = 0                # the first `limit` scenes, 0 = all
 paraphrase = False       # ask the test scenes' held-out wordings (qa_paraphrase) instead
+ablate = ""              # remove a path into the LLM: 'shortcut:B' (from ViT block B), 'shortcuts', 'crops'; a,b: both
 device = "cpu"
 threads = None           # CPU threads; None: as many as are free at start (machine.py)
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, type(None))}
@@ -289,6 +293,9 @@ def main(argv):
     try:
         check_device(c["device"])
         model, ckpt = load_model(os.path.join(c["out_dir"], "ckpt.pt"), c["device"])
+        remove = set(filter(None, c["ablate"].split(",")))
+        if remove - set(model.paths()):  # before the data load; what there is to remove depends on the model
+            raise ValueError(f"--ablate={c['ablate']!r}: this model's paths are {', '.join(model.paths()) or 'none'}")
         ds = load_dataset(ckpt["config"])
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"evaluate.py: {e}")
@@ -301,7 +308,9 @@ def main(argv):
         sys.exit(f"evaluate.py: the {c['split']} split has no held-out wordings: use --split=test with --paraphrase=True")
     res = evaluate(model, ds.tok, data, ckpt["config"]["question_types"], c["device"], limit=c["limit"] or None,
                    keep_rows=True, qa_key="qa_paraphrase" if c["paraphrase"] else "qa",
-                   captions=0 if c["paraphrase"] else None)
+                   captions=0 if c["paraphrase"] else None, remove=remove)
+    if remove:
+        print(f"with {', '.join(sorted(remove))} removed (one answer: sample.py --explain=True)")
     print(format_table(res))
     if c["paraphrase"]:
         print("\nby wording (the question's first three words), worst first:")

@@ -5,9 +5,16 @@ Ask a trained SparseCut model about an image.
     python sample.py --split=test --index=7          # a scene of the shapes data (its questions)
                                                      # (missing or stale data: generated from the checkpoint's settings)
     python sample.py --image=photo.png               # no question: a caption
+    python sample.py --split=test --index=7 --explain=True --save=why.png   # which path gave the answer
 
 Greedy by default (temperature=0); --temperature/--top_k/--num_samples to sample. The image is
 converted to RGB and resized/padded to the model's full resolution.
+
+--explain=True, for one question (with --split and no --question, the scene's first): the full
+model's greedy answer and its probability, then with each path into the LLM removed (the model's
+paths(): each shortcut, all of them, the crops) the probability of those same tokens and the
+greedy answer then given. A removed shortcut adds nothing at prefill; removed crops are zeroed
+features before the fusion. evaluate.py --ablate=PATH gives the same removal over a whole split.
 """
 import os
 import sys
@@ -21,6 +28,7 @@ from data.batches import to_float
 from data.llava import load_image
 from data.prompt import caption_prompt, vqa_prompt
 from data.tokenizer import get_tokenizer
+from drawing import COLOURS, canvas, check_image_path, save as save_image, y_axis
 from fusion import make_views
 from machine import use_threads
 
@@ -36,36 +44,80 @@ max_new_tokens = 48
 seed = 1337
 device = "cpu"
 save = ""                # write a PNG: the image at both resolutions with the question and answers
+explain = False          # one question's greedy answer, and its probability with each path removed
 threads = None           # CPU threads; None: as many as are free at start (machine.py)
-config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, type(None))}
+config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, float, str, bool, type(None))}
 
 
 def fail(msg):
     sys.exit(f"sample.py: {msg}")
 
 
-def save_png(path, img, q, answers):
-    """The full-resolution image and the low view (as the model's low view sees it), with the text."""
-    from PIL import Image, ImageDraw
+def decode(tok, row):
+    """Generated ids -> the answer, up to its first EOT."""
+    return tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip()
+
+
+@torch.no_grad()
+def explain_answer(model, tok, x, ids, max_new_tokens):
+    """What each path into the LLM does for one answer: image x (1, 3, 2S, 2S), prompt ids. Returns
+    ([(removed, p, answer)], the scored ids): first the full model ('full model'), then each path
+    of model.paths() removed. p: the probability of the full model's greedy answer tokens, its EOT
+    included where it stopped there, teacher-forced: the product over them of p(token | image,
+    prompt, the tokens before it). answer: the greedy answer given with that path removed."""
+    feats = model.encode(x)                                            # once: only the fusion changes
+    idx = torch.tensor([ids], device=x.device)                         # (1, T)
+    rows, scored = [], None
+    for removed in ["full model"] + model.paths():
+        remove = set() if removed == "full model" else {removed}
+        out = model.generate(None, idx, max_new_tokens, temperature=0.0, stop_token=tok.eot_token, feats=feats,
+                             remove=remove)[0, len(ids):].tolist()
+        if scored is None:  # the full model's answer: every row scores these tokens
+            scored = out[:out.index(tok.eot_token) + 1] if tok.eot_token in out else out
+        seq = torch.tensor([ids + scored[:-1]], device=x.device)       # (1, T + A - 1): the answer fed back
+        logits, _ = model(None, seq, feats=feats, remove=remove)       # (1, T + A - 1, V)
+        logp = logits[0, len(ids) - 1:].float().log_softmax(-1)        # (A, V): what comes after the prompt
+        p = logp.gather(1, torch.tensor(scored, device=x.device)[:, None]).sum().exp().item()
+        rows.append((removed, p, decode(tok, out)))
+    return rows, scored
+
+
+def format_explanation(rows, tokens):
+    lines = [f"p(answer): the product of the probabilities of the full model's answer tokens {tokens}, "
+             f"teacher-forced", f"{'removed':<14}{'p(answer)':>10}   answer then"]
+    return "\n".join(lines + [f"{r:<14}{p:>10.4f}   {a}" for r, p, a in rows])
+
+
+def save_png(path, img, q, answers, explained=()):
+    """The full-resolution image and the low view (as the model's low view sees it), with the text;
+    with `explained` (explain_answer's rows), a bar chart beside them: p(answer) per removed path."""
+    from PIL import Image
     x = to_float(img[None])
     low = make_views(x)[0][0].permute(1, 2, 0).mul(255).round().byte().numpy()
     z = 4
     full_im = Image.fromarray(img).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     low_im = Image.fromarray(low).resize((img.shape[1] * z, img.shape[0] * z), Image.NEAREST)
     lines = [f"Q: {q}"] + [f"A: {a}" for a in answers]
-    top = 26  # room for the panel labels
-    W, H = full_im.width * 2 + 30, top + full_im.height + 20 + 14 * len(lines) + 10
-    sheet = Image.new("RGB", (W, H), "white")
+    top, chart, bar = 26, full_im.width * 2 + 70, 90  # room for the panel labels; where the bars start
+    W = chart + bar * len(explained) if explained else full_im.width * 2 + 30
+    H = top + full_im.height + 20 + 14 * len(lines) + 10
+    sheet, draw = canvas(W, H)
     sheet.paste(full_im, (10, top))
     sheet.paste(low_im, (full_im.width + 20, top))
-    draw = ImageDraw.Draw(sheet)
     S = img.shape[0]
     draw.text((10, 8), f"full resolution {S}x{S} (cut into the 4 crops)", fill="black")
     draw.text((full_im.width + 20, 8), f"low view {S // 2}x{S // 2}", fill="black")
     for i, line in enumerate(lines):
         draw.text((10, top + full_im.height + 8 + 14 * i), line, fill="black")
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    sheet.save(path)
+    if explained:
+        y_of = y_axis(draw, chart - 6, W - 10, top, full_im.height)
+        draw.text((chart - 30, 8), "p(the full model's answer) with a path removed", fill="black")
+        for i, (removed, p, answer) in enumerate(explained):
+            x = chart + bar * i
+            draw.rectangle([x, y_of(p), x + bar - 30, top + full_im.height], fill=COLOURS[i % len(COLOURS)])
+            draw.text((x, y_of(p) - 12), f"{p:.3f}", fill="black")
+            draw.text((x, top + full_im.height + 4), f"{removed}\n-> {answer[:12]}", fill="black")
+    save_image(sheet, path)
 
 
 def check_flags(c):
@@ -79,18 +131,13 @@ def check_flags(c):
         check_device(c["device"])
     except ValueError as e:
         fail(e)
+    if c["explain"] and (c["num_samples"] != 1 or c["temperature"] != 0):
+        fail("--explain scores the greedy answer: use it with --temperature=0 and --num_samples=1")
     if c["save"]:
-        from PIL import Image
-        ext = os.path.splitext(c["save"])[1].lower()
-        if ext not in Image.registered_extensions():
-            fail(f"--save={c['save']!r}: unknown image extension {ext!r}; use .png or .jpg")
-        if os.path.isdir(c["save"]):
-            fail(f"--save={c['save']!r} is a folder; give a file name such as {os.path.join(c['save'], 'answer.png')}")
-        parent = os.path.dirname(os.path.abspath(c["save"]))
-        while not os.path.exists(parent):  # the folder is made at the end: the first part that exists decides
-            parent = os.path.dirname(parent)
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            fail(f"--save={c['save']!r} cannot be written: {parent} is {'a file' if not os.path.isdir(parent) else 'not writable'}")
+        try:
+            check_image_path(c["save"])  # the folder is made at the end: the first part that exists decides
+        except ValueError as e:
+            fail(f"--save={c['save']!r}: {e}")
 
 
 def dataset_scene(tc, split, index):
@@ -150,6 +197,8 @@ def main(argv):
     else:
         fail("nothing to look at: give --image=path or --split=test --index=N")
     questions = questions or [""]
+    if c["explain"]:
+        questions = questions[:1]
 
     print(model.describe())
     torch.manual_seed(c["seed"])
@@ -161,19 +210,26 @@ def main(argv):
         if len(ids) >= budget:
             fail(f"the prompt is {len(ids)} tokens but the context holds {budget} after the "
                  f"{model.n_image_tokens} image tokens: ask a shorter question")
-        idx = torch.tensor([ids] * c["num_samples"], device=c["device"])     # (num_samples, T)
-        out = model.generate(x.expand(c["num_samples"], -1, -1, -1), idx,
-                             min(c["max_new_tokens"], budget - len(ids)), temperature=c["temperature"],
-                             top_k=c["top_k"] or None, stop_token=tok.eot_token)
-        answers = []
-        for row in out[:, len(ids):].tolist():
-            answers.append(tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip())
+        n_new = min(c["max_new_tokens"], budget - len(ids))
+        explained = ()
+        if c["explain"]:
+            explained, scored = explain_answer(model, tok, x, ids, n_new)
+            answers = [explained[0][2]]
+        else:
+            idx = torch.tensor([ids] * c["num_samples"], device=c["device"])  # (num_samples, T)
+            out = model.generate(x.expand(c["num_samples"], -1, -1, -1), idx, n_new, temperature=c["temperature"],
+                                 top_k=c["top_k"] or None, stop_token=tok.eot_token)
+            answers = [decode(tok, row) for row in out[:, len(ids):].tolist()]
         print(f"\n{prompt}")
         for a in answers:
             print(f"  -> {a}")
+        if explained:
+            print(format_explanation(explained, [tok.decode([t]) for t in scored]))
+            if len(explained) == 1:
+                print("(this model has no path to remove: no crops reach it and no shortcut)")
         if c["save"] and q == questions[0]:
             try:
-                save_png(c["save"], np.asarray(img), q or "describe the image.", answers)
+                save_png(c["save"], np.asarray(img), q or "describe the image.", answers, explained)
             except (OSError, ValueError) as e:
                 fail(f"--save={c['save']!r} could not be written ({type(e).__name__}: {e})")
     if c["save"]:

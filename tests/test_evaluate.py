@@ -75,6 +75,28 @@ def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
     assert none != 0 and "no held-out wordings" in msg.strip().splitlines()[-1]
 
 
+def test_ablate_scores_the_model_with_a_path_removed(trained):
+    """evaluate(remove={'shortcuts'}) answers as the same weights wired without shortcuts;
+    `python evaluate.py --ablate=...` says what it removed, and a path the model has not is one line."""
+    from checkpoint import load_model
+    from data.batches import load_dataset
+    from evaluate import evaluate
+    from sparsecut import SparseCut, SparseCutConfig
+    model, ck = load_model(str(trained / "out" / "ckpt.pt"))
+    plain = SparseCut(SparseCutConfig(**dict(ck["model_config"], shortcut="none")))
+    plain.load_state_dict(model.state_dict())
+    ds = load_dataset(ck["config"], say=lambda m: None)
+    cut, alone = (evaluate(m, ds.tok, ds.test, None, "cpu", limit=4, captions=2, keep_rows=True, remove=r)
+                  for m, r in ((model, {"shortcuts"}), (plain, ())))
+    assert cut["rows"] == alone["rows"] and cut["caption_f1"] == alone["caption_f1"]
+    r = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4", "--ablate=shortcut:0,crops")
+    assert r.returncode == 0 and "with crops, shortcut:0 removed" in r.stdout and "overall" in r.stdout, r.stderr[-2000:]
+    for bad in ("shortcut:1", "crop", "shortcuts,x"):  # the tiny model's one shortcut is from block 0
+        r = run("evaluate.py", f"--out_dir={trained / 'out'}", f"--ablate={bad}")
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert r.stderr.strip() == f"evaluate.py: --ablate={bad!r}: this model's paths are shortcut:0, shortcuts, crops"
+
+
 def test_prompts_of_one_length_are_answered_together_as_each_alone():
     """generate_grouped batches every prompt of the same token length, whatever its tokens and
     scene: each answer must be the one the prompt gets alone."""
