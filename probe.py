@@ -157,7 +157,8 @@ def in_view(v, view):
 def chance_of(train, test, n_side):
     """{'view/attribute': the share of the train-majority class among the held-out object tokens of that view}."""
     (_, y, v), (_, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
-    return {f"{view}/{a}": (yt[a][in_view(vt, view)] == y[a][in_view(v, view)].bincount().argmax()).float().mean().item()
+    majority = lambda a, view: y[a][in_view(v, view)].bincount().argmax()
+    return {f"{view}/{a}": (yt[a][in_view(vt, view)] == majority(a, view)).float().mean().item()
             for view, attributes in PROBES.items() for a in attributes}
 
 
@@ -295,7 +296,8 @@ def plot_json(c):
             chance = chance_of(train, test, S // cfg["patch_size"])
             print(f"chance: not in {c['from_json']}; recomputed from the labels of its scenes ({source})")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        sys.exit(f"probe.py: from_json={c['from_json']!r} is not a probe.py JSON that can be drawn ({type(e).__name__}: {e})")
+        sys.exit(f"probe.py: from_json={c['from_json']!r} is not a probe.py JSON that can be drawn "
+                 f"({type(e).__name__}: {e})")
     draw_levels(results, chance, main_level, c["plot"], f"{run['ckpt']}, {run['split']} scenes")
     print(f"wrote {c['plot']}")
 

@@ -85,7 +85,8 @@ def explain_answer(model, tok, x, ids, max_new_tokens):
 def format_explanation(rows, tokens):
     lines = [f"p(answer): the product of the probabilities of the full model's answer tokens {tokens}, "
              f"teacher-forced", f"{'removed':<14}{'p(answer)':>10}   answer then"]
-    return "\n".join(lines + [f"{r:<14}{p:>10.4f}   {a}" for r, p, a in rows])
+    # 4 significant digits, however small p is
+    return "\n".join(lines + [f"{r:<14}{p:>10.4g}   {a or '(none: EOT first)'}" for r, p, a in rows])
 
 
 def save_png(path, img, q, answers, explained=()):

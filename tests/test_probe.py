@@ -79,7 +79,8 @@ def test_script_on_a_tiny_checkpoint_writes_the_json(tmp_path):
                                                "config": {"min_objects": 1, "max_objects": 2, "image_size": 48,
                                                           "patch_size": 4}})
     r = probe(f"--ckpt={tmp_path / 'vit.pt'}", f"--data_dir={tmp_path / 'no_data'}", "--n_train=20", "--n_test=10",
-              "--steps=10", f"--json={tmp_path / 'probe.json'}", "--llm=True", f"--plot={tmp_path / 'pic' / 'probe.png'}")
+              "--steps=10", f"--json={tmp_path / 'probe.json'}", "--llm=True",
+              f"--plot={tmp_path / 'pic' / 'probe.png'}")
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "pic" / "probe.png") as im:
         assert im.size == LEVELS_SIZE
