@@ -159,18 +159,19 @@ def table_probes(names=("probe_main", "probe_detail"), keys=("low/colour", "crop
 
 
 def table_busy():
-    r = load("busy")
-    lines = [row(["checkout", "beside", "seconds (median)", "x its quiet time", "goal", "threads chosen", "highest MFU shown"]),
-             row(["---"] * 7)]
+    r, q = load("busy"), load("busy_quiet")
+    lines = [row(["beside", "seconds (median)", "x quiet", "goal", "threads chosen", "highest MFU shown"]), row(["---"] * 6)]
     for v in r["rows"]:
-        lines.append(row([f"{v['checkout']} ({v['commit']})", v["condition"], f"{v['median']:.1f}",
-                          "" if v["ratio_to_quiet"] is None else f"{v['ratio_to_quiet']:.2f}x",
-                          f"<= {v['goal']}x" if v["goal"] else "", v["threads"] or "",
+        lines.append(row([v["condition"], f"{v['median']:.1f}", f"{v['ratio_to_quiet']:.2f}x",
+                          f"<= {v['goal']}x" if v["goal"] else "", (v["threads"] or "").split(" (")[0],
                           "" if v["max_mfu_percent"] is None else f"{v['max_mfu_percent']:.0f}%"]))
-    quiet = f"; quiet time, this checkout over the baseline: {r['quiet_this_over_baseline']:.3f}" \
-        if "quiet_this_over_baseline" in r else ""
+    base = next(v for v in q["rows"] if v["checkout"] == "baseline")
     return lines + ["", f"From results/busy.json: `{r['run']['command']}` at commit {r['run']['commit']}, alone on "
-                        f"{r['run']['machine']}; `python train.py {r['piece']}`, medians of {r['rounds']} rounds{quiet}."]
+                        f"{r['run']['machine']}: `python train.py {r['piece']}` (a short piece of the main job), medians "
+                        f"of {r['rounds']} rounds; 'torch' is a stand-alone matmul loop at torch's default threads, 'loop' a "
+                        f"Python busy loop, both started first. Quiet, against the commit before threads were chosen "
+                        f"({base['commit']}): {q['quiet_this_over_baseline']:.3f}x (results/busy_quiet.json: "
+                        f"`{q['run']['command']}`)."]
 
 
 TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
@@ -255,7 +256,7 @@ def problems():
                 {"seed", "out_dir", "vit_init", "max_iters", "init_from"}) for v in r["rows"]]
         elif command.startswith("python train.py"):
             checks = [(run["config"], run["render_version"], expected_config(command), set())]
-        elif command.startswith("python bench_busy.py"):
+        elif command.startswith("python bench_busy.py"):  # (busy.json, busy_quiet.json)
             checks = []  # its own short piece of the main job, timed: nothing shown as the main job's numbers
         elif "trained_with" in r:  # probe.py: the checkpoint's run must be the one the table says
             checks = [(r["trained_with"], VERSION, expected_config(PROBED.get(name, "python train.py")),
