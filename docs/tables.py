@@ -193,6 +193,7 @@ def values():
         if os.path.exists(os.path.join(RESULTS, name + ".json")):
             for v in load(name)["rows"]:
                 out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
+                out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
     for prefix in ("main", "quicklab"):
         runs = family(prefix)
