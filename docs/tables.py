@@ -133,17 +133,6 @@ def table_bench():
                         f"than recomputing."]
 
 
-def table_probe(name):
-    r = load(name)
-    keys = list(next(iter(r["levels"].values())))
-    lines = [row(["ViT level"] + keys), row(["---"] * (len(keys) + 1))]
-    for level, v in r["levels"].items():
-        tag = f"{level} (main)" if str(level) == str(r.get("main_level")) else level
-        lines.append(row([tag] + [f"{f3(v[k]['acc'])} ({100 * v[k]['var_share']:.1f}%)" for k in keys]))
-    return lines + ["", f"From results/{name}.json: `{r['run']['command']}` at commit {r['run']['commit']}. "
-                        "Held-out accuracy of a linear probe on object tokens (share of their variance the attribute explains)."]
-
-
 def table_probes(names=("probe_main", "probe_detail"), keys=("low/colour", "crops/texture", "low/shape")):
     """Two ViTs side by side: per level, probe accuracy (share of variance) for a few attributes."""
     rs = [load(n) for n in names]
@@ -174,11 +163,9 @@ def table_busy():
                         f"`{q['run']['command']}`)."]
 
 
-TABLES = {"main": table_main, "seeds": table_seeds, "bench": table_bench,
-          "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
-          "probe_detail": lambda: table_probe("probe_detail"), "busy": table_busy, "probes": table_probes,
-          "quicklab": lambda: table_seeds("quicklab"),
-          "probe_main": lambda: table_probe("probe_main")}
+TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
+          "bench": table_bench, "busy": table_busy, "probes": table_probes,
+          "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default")}
 
 
 def values():
