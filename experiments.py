@@ -72,11 +72,13 @@ VARIANTS = [
     ("norm", "sparsecut_norm", dict(SPARSECUT, level_norm=True)),               # a LayerNorm per level
     ("norm", "parallel_norm", dict(SPARSECUT, order="parallel", level_norm=True)),  # before the fusion
     ("fusion", "sparsecut_own", dict(SPARSECUT, shared_fusion=False)),  # beyond the paper: a fusion per level
+    ("fusion", "density4_own", dict(SPARSECUT, density=4, shared_fusion=False)),  # ... from every level below the main one
 ]
 # what the shortcuts are worth (README "Results"): input-only fusion against every pattern, same ViT
 GROUPS = {"shortcuts": ["concat", "sparsecut", "parallel", "dense_bottom", "gated_dense", "density1",
                         "density4", "parallel4", "sparsecut_norm", "parallel_norm", "sparsecut_own"],
-          "default3": ["baseline", "concat", "sparsecut"]}
+          "default3": ["baseline", "concat", "sparsecut"],
+          "natural": ["concat", "sparsecut", "sparsecut_own", "density4_own"]}  # config/natural.py
 STAGE0_KEYS = {"vit_iters", "vit_targets", "vit_crop_targets", "vit_crops"}  # variants that need their own
 TYPES = ["colour", "shape", "count", "position", "texture", "overall"]
 
