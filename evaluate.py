@@ -19,7 +19,7 @@ import time
 import torch
 
 from data.batches import to_float
-from data.metrics import caption_f1, majority_baseline, normalise, vqa_accuracy
+from data.metrics import OWN_ROW, caption_f1, majority_baseline, normalise, vqa_accuracy
 from data.prompt import caption_prompt, vqa_prompt
 from data.shapes import render as R
 
@@ -64,10 +64,11 @@ def evaluate(model, tok, split, question_types, device, limit=None, captions=Non
                "samples": [{"type": t, "answer": a, "pred": p} for t, a, p in list(zip(types, answers, preds))[:10]]}
     if any(n_obj):  # binding errors hide everything else: split by objects per scene
         by = collections.defaultdict(list)
-        for p, a, k in zip(preds, answers, n_obj):
-            by["1 object" if k == 1 else "2+ objects"].append(p.strip().lower() == a.strip().lower())
+        for p, a, k, t in zip(preds, answers, n_obj, types):
+            if t not in OWN_ROW:  # as 'overall'
+                by["1 object" if k == 1 else "2+ objects"].append(p.strip().lower() == a.strip().lower())
         results["by_objects"] = {k: sum(v) / len(v) for k, v in sorted(by.items())}
-    results["n"]["overall"] = len(preds)
+    results["n"]["overall"] = sum(t not in OWN_ROW for t in types)
     if keep_rows:
         results["rows"] = rows
     return results
@@ -233,6 +234,9 @@ def error_analysis(rows, records, train_records=()):
         confusions[t][(row["answer"], pred)] += 1
         others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
         kind = ("another object's" if pred in others else f"another {t}" if pred in values[t] else f"not a {t}")
+        if t == "absent":  # did it miss what is there, or see what is not?
+            kind = "'nothing' for a real one" if pred == R.NOTHING else "a value where nothing is" if \
+                row["answer"] == R.NOTHING else "another value"
         wrong[t][kind] += 1
     return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
             "wrong": {t: dict(k) for t, k in wrong.items()},

@@ -14,6 +14,9 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `invariance`: weight of a term asking the main level to give the same tokens for the view and
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
+- `silhouettes`: share of views in which every object is one flat grey (no colour, texture or
+  digit), with the shape and where targets only: shape then has to be read from the outline, not
+  from the colour or texture it came with in training (the held-out pairs of the compositional split).
 - `adversary`: weight of a confusion term (Tzeng et al., 2015): detail heads on the main level
   learn to read colour/texture there (on detached tokens), and the ViT learns to make their
   answer uniform, so that no linear read-out finds the detail. Invariance alone leaves it quiet
@@ -78,6 +81,13 @@ def recolour_lowpass(images, masks, records, rng):
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
+def silhouettes(images, masks):
+    """Every object one flat grey: its outline and nothing else. (B, H, W, 3) uint8 -> same."""
+    x = images.copy()
+    x[masks > 0] = 150
+    return x
+
+
 def pick_views(images, view):
     """images (B, 3, 2S, 2S) floats, view (B,) in 0..4 (0 low, 1..4 crops) -> (B, 3, S, S)."""
     low, crops = make_views(images)
@@ -87,7 +97,7 @@ def pick_views(images, view):
 class Stage0(nn.Module):
     """The ViT up to the main level, with one linear head per target on every token."""
 
-    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0):
+    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0, silhouettes=0.0):
         super().__init__()
         self.vit = vit
         self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
@@ -95,7 +105,7 @@ class Stage0(nn.Module):
         self.main_level = main_level % vit.config.n_layer
         self.level = {k: detail_level if k in DETAIL and detail_level is not None else self.main_level
                       for k in self.heads}
-        self.invariance, self.adversary = invariance, adversary
+        self.invariance, self.adversary, self.silhouettes = invariance, adversary, silhouettes
         self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
                                           if k in targets and adversary})
         for block in vit.blocks[self.main_level + 1:]:
@@ -180,13 +190,19 @@ def scene_task(stage0, train, val, train_ix, low_targets, crop_targets, crops, b
         view = torch.where(torch.rand(batch_size, generator=sampler) < crops,
                            torch.randint(1, 5, (batch_size,), generator=sampler), 0)   # 0 low, 1..4 crops
         images = train.images[train_ix[ix.numpy()]]
+        y = {k: v[ix, view].to(device) for k, v in targets.items()}                    # each (B, N)
+        if stage0.silhouettes:  # drawn only when asked: the default run's random stream stays as it was
+            flat = torch.rand(batch_size, generator=sampler) < stage0.silhouettes      # (B,)
+            images = images.copy()
+            images[flat.numpy()] = silhouettes(images[flat.numpy()], train.masks[train_ix[ix[flat].numpy()]])
+            for k in set(DETAIL) & set(y):
+                y[k][flat.to(device)] = -1  # an outline has no colour or texture to name
         x = pick_views(to_float(images), view)                                         # (B, 3, S, S)
         partner = None
         if stage0.invariance:
             rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
             partner = pick_views(to_float(recolour_lowpass(images, train.masks[train_ix[ix.numpy()]],
                                                            [records[i] for i in ix.tolist()], rng)), view).to(device)
-        y = {k: v[ix, view].to(device) for k, v in targets.items()}                    # each (B, N)
         # the heads first learn what is where; then the main level is asked, ever more, to drop the
         # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
         return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * ramp_steps)))[1]

@@ -26,7 +26,8 @@ RESULTS = os.path.join(ROOT, "results")
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 TYPES = ["colour", "shape", "count", "position", "texture"]
 PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
-          "probe_detail.json": "python train.py config/detail_at_depth.py"}
+          "probe_detail.json": "python train.py config/detail_at_depth.py",
+          "probe_natural.json": "python train.py config/natural.py"}
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
 
@@ -165,7 +166,11 @@ def table_busy():
 
 TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
           "bench": table_bench, "busy": table_busy, "probes": table_probes,
-          "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default")}
+          "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
+          "natural_2000": lambda: table_experiments("natural_2000"),
+          "natural_5000": lambda: table_experiments("natural_5000"),
+          "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
+                                                 ("low/colour", "crops/colour", "crops/texture"))}
 
 
 def values():
@@ -176,7 +181,8 @@ def values():
         out.update({f"main.{k.replace('2+ objects', 'two').replace('1 object', 'one').replace('caption F1', 'f1')}": f3(v)
                     for k, v in headline(r).items()})
         out["main.time"] = minutes(r["run"]["seconds"])
-    for name in ("detail", "default"):  # experiments.py sweeps: <name>.<variant>.<type>, the mean over seeds
+    # experiments.py sweeps: <name>.<variant>.<type>, the mean over seeds
+    for name in ("detail", "default", "natural_2000", "natural_5000"):
         if os.path.exists(os.path.join(RESULTS, name + ".json")):
             for v in load(name)["rows"]:
                 out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
@@ -231,7 +237,7 @@ def expected_config(command):
 def problems():
     """Why a result file shown as today's is not today's: another render VERSION or other settings."""
     from data.shapes.render import VERSION
-    out = []
+    out, defaults = [], train_defaults()
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.basename(path)
         r = json.load(open(path))
@@ -258,7 +264,10 @@ def problems():
         for got, version, want, free in checks:
             if version != VERSION:
                 out.append(f"{name}: made with render VERSION {version}, the code's is {VERSION}")
-            diff = sorted(k for k in set(got) | set(want) if k not in free and got.get(k) != want.get(k))
+            # a setting added since the run, at its default, is not a difference: a new setting's default
+            # must keep the old behaviour (vit_silhouettes=0.0 draws no random number, for one)
+            diff = sorted(k for k in set(got) | set(want) if k not in free and got.get(k) != want.get(k)
+                          and not (k not in got and want.get(k) == defaults.get(k)))
             if diff:
                 out.append(f"{name}: settings differ from what its command gives today: " +
                            ", ".join(f"{k}={got.get(k)!r} (today {want.get(k)!r})" for k in diff[:6]))

@@ -114,11 +114,13 @@ def parse(question, objects):
     without render.py, the object asked about or None)."""
     at = {o["position"]: o for o in objects}
 
-    def named(ref):  # 'the object at the top left', 'in the centre', 'the red circle'
+    def named(ref):  # 'the object at the top left', 'in the centre', 'the red circle'; None: nothing there
         if m := re.fullmatch(r"(?:the (?:object|thing) )?(?:at|in) the (.+)", ref):
-            return at[m.group(1)]
-        (o,) = find(objects, ref.removeprefix("the "))
-        return o
+            assert m.group(1) in R.POSITIONS, ref
+            return at.get(m.group(1))
+        found = find(objects, ref.removeprefix("the "))
+        assert len(found) <= 1, ref  # a description names one object, or none (an 'absent' question)
+        return found[0] if found else None
 
     if question in COUNTS:
         return NUMBER_WORDS[len(objects)], None
@@ -128,8 +130,8 @@ def parse(question, objects):
                     r"give the location of the (.+)\.", r"i am looking for the (.+): where is it\?",
                     r"find the (.+): which cell is it in\?"):
         if m := re.fullmatch(pattern, question):
-            (o,) = find(objects, m.group(1))
-            return o["position"], o
+            o = named("the " + m.group(1))
+            return (o["position"], o) if o else (R.NOTHING, None)
     for pattern in (r"(?:what is written|what number is|which digit is|what digit is written|read the number"
                     r"|which digit can you read|say which digit is) on (.+)[?.]", r"what does (.+) say\?"):
         if m := re.fullmatch(pattern, question):
@@ -153,6 +155,8 @@ def parse(question, objects):
                     r"tell me what (\w+) (.+) is\."):
         if m := re.fullmatch(pattern, question):
             o, attr = named(m.group(2)), ATTR[m.group(1)]
+            if o is None:
+                return R.NOTHING, None
             assert o[attr] not in m.group(2).split(), question  # the question must not give its answer away
             return o[attr], o
     raise AssertionError(f"unrecognised question {question!r}")
@@ -204,7 +208,8 @@ def test_held_out_wordings_never_in_training_text(many):
     trained = [t for ts in R.PHRASINGS.values() for t in ts]
     held = [t for ts in R.HELD_OUT_PHRASINGS.values() for t in ts]
     assert not set(trained) & set(held)
-    assert set(R.HELD_OUT_PHRASINGS) == set(R.QUESTION_TYPES)  # at least one held-out wording per type
+    # at least one held-out wording per type ('absent' is worded as the types it asks about)
+    assert set(R.HELD_OUT_PHRASINGS) | {"absent"} == set(R.QUESTION_TYPES)
     held_re, trained_re = [template_pattern(t) for t in held], [template_pattern(t) for t in trained]
     for split, records in many.items():
         for r in records:
@@ -226,6 +231,10 @@ def test_held_out_wordings_never_in_training_text(many):
 def test_compositional_pairs_only_in_their_split(many):
     _, _, train = make_split("train", 500, seed=0)
     assert not any(R.held_out_pair(o) for r in train + many["train"] + many["val"] + many["test"] for o in r["objects"])
+    pairs = [f"{b} {a}" for a, b in R.HELD_OUT_PAIRS]  # 'red circle', 'striped circle': nor in a question
+    # (but 'existence', outside the main job's types, asks "is there a red circle?" -> "no")
+    assert not any(p in q["question"] for r in train + many["train"] for q in r["qa"] for p in pairs
+                   if q["type"] != "existence")
     seen = {k: {o[k] for r in train for o in r["objects"]} for k in ("shape", "colour", "texture")}
     assert seen == {"shape": set(R.SHAPES), "colour": set(R.COLOURS), "texture": set(R.TEXTURES)}  # each alone still seen
     for r in many["compositional"]:
@@ -242,9 +251,11 @@ def test_answers_are_balanced():
     # shape: the cross is in 1 held-out pair, the others in 2, so of their 24 colour x texture
     # combinations the cross keeps 5 x 4 = 20, the others 6 x 4 - 6 - 4 + 1 = 15: cross is 20 of 65
     chance = {"colour": 1 / 6, "shape": 20 / 65, "count": 1 / 4, "position": 1 / 9, "size": 1 / 2,
-              "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2}
+              "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2, "absent": 1 / 2}
     for t, c in chance.items():
         assert base[t] < c + 0.06, (t, base[t])
+    absent = [q["answer"] == R.NOTHING for r in records for q in r["qa"] if q["type"] == "absent"]
+    assert 0.45 < sum(absent) / len(absent) < 0.55  # half about nothing: "nothing" to all scores about .5
 
 
 def test_question_types_and_object_counts_are_options():
@@ -272,6 +283,8 @@ def test_caption_parser_recovers_scene(splits):
 def test_vqa_accuracy():
     acc = metrics.vqa_accuracy([" Red", "circle", "two."], ["red", "square", "two"], ["colour", "shape", "count"])
     assert acc == {"colour": 1.0, "shape": 0.0, "count": 1.0, "overall": pytest.approx(2 / 3)}
+    acc = metrics.vqa_accuracy(["red", "nothing"], ["red", "square"], ["colour", "absent"])
+    assert acc == {"colour": 1.0, "absent": 0.0, "overall": 1.0}  # 'absent' has its own row, not in overall
 
 
 def test_prompt_loss_only_on_answer():

@@ -7,7 +7,7 @@ import torch
 from data.shapes import render as R
 from data.shapes.prepare import make_split
 from fusion import make_views
-from stage0 import PixelStage0, Stage0, check_targets, pixel_targets, recolour_lowpass, view_targets
+from stage0 import PixelStage0, Stage0, check_targets, pixel_targets, recolour_lowpass, scene_task, silhouettes, view_targets
 from vit import ViT, ViTConfig
 
 
@@ -31,6 +31,33 @@ def test_partner_has_new_colours_and_no_texture(scenes):
             assert colours <= palette | {tuple(R.COLOURS[o["colour"]])}  # a flat palette colour
             changed += tuple(R.COLOURS[o["colour"]]) not in colours
     assert changed > 0
+
+
+def test_silhouettes_keep_the_outline_and_nothing_else(scenes):
+    images, masks, records = scenes
+    out = silhouettes(images, masks)
+    assert (out[masks == 0] == images[masks == 0]).all()      # background untouched
+    assert (out[masks > 0] == 150).all()                      # every object the same flat grey
+    assert len({tuple(c) for c in images[masks > 0]}) > 1     # (they were not before)
+
+
+def test_silhouette_views_ask_shape_not_colour(scenes):
+    """With every view a silhouette, the colour/texture heads get no target (their loss is 0 and
+    they get no gradient); without silhouettes they do."""
+    from data.batches import Split
+    images, masks, records = scenes
+    split = Split(images, records, masks)
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=16, image_size=32, patch_size=8))
+    for share, expect_grad in ((1.0, False), (0.0, True)):
+        net = Stage0(vit, ["shape", "cell", "colour", "texture"], main_level=-1, silhouettes=share)
+        loss, _ = scene_task(net, split, split, np.arange(8), ["shape", "cell"], ["shape", "colour", "texture"],
+                             crops=1.0, batch_size=16, ramp_steps=1, device="cpu", say=lambda m: None)
+        net.zero_grad()
+        loss(net, torch.Generator().manual_seed(0), 0).backward()
+        got = net.heads["colour"].weight.grad
+        assert (got is not None and got.abs().sum() > 0) == expect_grad
+        assert net.heads["shape"].weight.grad.abs().sum() > 0
 
 
 def test_targets_per_view(scenes):

@@ -67,3 +67,12 @@ def test_the_expected_settings_are_what_train_py_applies():
     assert c["seed"] == 3 and c["patch_size"] == 8 and c["out_dir"] == "out"  # config/shapes_cpu.py over the defaults
     c = tables.expected_config("python train.py config/detail_at_depth.py --max_iters=7")
     assert c["vit_detail_level"] == 1 and c["max_iters"] == 7
+
+
+def test_a_setting_added_since_counts_only_away_from_its_default(results_copy):
+    """A run made before a setting existed is today's while the command gives that setting its
+    default (the old behaviour); not when the recipe now sets it otherwise."""
+    edit(results_copy / "main.json", lambda r: r["run"]["config"].pop("vit_crops"))
+    assert tables.problems() == []  # the main job's vit_crops (0.5) is train.py's default
+    edit(results_copy / "main.json", lambda r: r["run"]["config"].pop("patch_size"))
+    assert any("main.json: settings differ" in p and "patch_size" in p for p in tables.problems())  # 8, not 4

@@ -211,7 +211,7 @@ if __name__ == "__main__":
         "n_train": 20000, "n_val": 1000, "n_test": 1000,  # scenes per split
         "seed": 0,
         "min_objects": 1, "max_objects": 4,  # objects per scene
-        "question_types": "",       # comma-separated, e.g. colour,shape; '' = all nine
+        "question_types": "",       # comma-separated, e.g. colour,shape; '' = all ten
         "image_size": 64,           # full resolution; the low view is half of it
         "preview": "",              # a PNG path: only draw a few val scenes there, write no data
     }

@@ -36,7 +36,13 @@ ROWS = ["top", "middle", "bottom"]
 COLS = ["left", "centre", "right"]
 POSITIONS = [r + " " + c if (r, c) != ("middle", "centre") else "centre" for r in ROWS for c in COLS]
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-QUESTION_TYPES = ["colour", "shape", "count", "position", "size", "texture", "text", "relation", "existence"]
+QUESTION_TYPES = ["colour", "shape", "count", "position", "size", "texture", "text", "relation", "existence", "absent"]
+# 'absent': a colour, shape, texture or position question; half of them name an empty place or an
+# object the scene does not have ("what colour is the object at the top left?" with nothing there,
+# "where is the blue circle?" with no blue circle), answered NOTHING; the other half, in the same
+# wordings, a real object. Scored in a row of its own, outside 'overall' (data/metrics.py).
+ABSENT_KINDS = ["colour", "shape", "texture", "position"]
+NOTHING = "nothing"
 BACKGROUND = (24, 24, 24)
 
 # brightness offsets of each texture on one 2x2 block [[y0x0, y0x1], [y1x0, y1x1]]; each sums to 0
@@ -292,10 +298,18 @@ def ask(qtype, objects, rng, held_out=False, target=None):
 
     if qtype not in QUESTION_TYPES:
         raise ValueError(f"unknown question type {qtype!r}; valid: {QUESTION_TYPES}")
+    absent = qtype == "absent"
+    if absent:
+        qtype = pick(ABSENT_KINDS)
+        if rng.random() < 0.5:  # the half about a real object: that kind's own question
+            return ask(qtype, objects, rng, held_out, target)
     if held_out:
         template = pick(HELD_OUT_PHRASINGS[qtype])
     else:
         template = pick(PHRASINGS["attribute"] + PHRASINGS.get(qtype, []) if qtype in ATTRIBUTE_WORDS else PHRASINGS[qtype])
+    if absent:
+        q = nothing_there(qtype, template, objects, rng)
+        return q and (q, NOTHING)
     if qtype in ATTRIBUTE_WORDS:
         o = target if target is not None else pick(objects)
         ref = "" if "{where}" in template else name(o, exclude=qtype)
@@ -335,6 +349,42 @@ def ask(qtype, objects, rng, held_out=False, target=None):
         c, s = pick([(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present])
         answer = "no"
     return template.format(c=c, s=s, ss=s + ("es" if s.endswith("s") else "s")), answer
+
+
+def missing(objects, exclude):
+    """Descriptions that fit no object of the scene and name no held-out pair ('triangle', 'blue
+    object', 'blue circle'), without the attribute `exclude` (the one a question asks about)."""
+    def have(**attrs):
+        return any(all(o[k] == v for k, v in attrs.items()) for o in objects)
+    out = [s for s in SHAPES if exclude != "shape" and not have(shape=s)]
+    out += [c + " object" for c in COLOURS if exclude != "colour" and not have(colour=c)]
+    return out + [f"{c} {s}" for c in COLOURS for s in SHAPES if exclude not in ("colour", "shape")
+                  and not have(colour=c, shape=s) and (s, c) not in HELD_OUT_PAIRS]
+
+
+def nothing_there(kind, template, objects, rng):
+    """template, a wording of question type `kind`, asked about an empty place or a missing object
+    (None if the scene has neither)."""
+    def pick(xs):
+        return xs[rng.integers(len(xs))]
+
+    if kind == "position":
+        return template.format(desc=pick(missing(objects, None)))
+    empty = [p for p in POSITIONS if p not in {o["position"] for o in objects}]
+    if not empty and "{where}" in template:  # every cell taken (9 objects): ask by description
+        template = PHRASINGS["attribute"][0]
+    where = ""
+    if empty:
+        place = pick(empty)
+        where = "in the centre" if place == "centre" else "at the " + place
+    descs = missing(objects, kind)
+    if not empty and not descs:
+        return None  # every cell taken, every description there: this scene cannot have one
+    if "{where}" in template or (empty and rng.random() < 0.5) or not descs:
+        ref = f"the {pick(['object', 'thing'])} {where}"
+    else:
+        ref = "the " + pick(descs)
+    return template.format(attr=pick(ATTRIBUTE_WORDS[kind]), ref=ref, where=where)
 
 
 def questions(objects, rng, types=None, held_out=False, target=None):
