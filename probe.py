@@ -4,6 +4,7 @@ What does each level of the ViT know? Linear probes on object tokens, level by l
     python probe.py --ckpt=out/vit.pt                    # a stage-0 ViT, or out/ckpt.pt (a full model)
     python probe.py --ckpt=out/vit.pt --json=probe.json --split=test --n_train=1000 --n_test=400
     python probe.py --ckpt=out/vit.pt --plot=probe.png   # also a picture: accuracy and var_share per level
+    python probe.py --split=compositional --fit_split=compositional --n_train=600  # is a red circle's shape there at all?
     python probe.py --from_json=results/probe_main.json --plot=probe.png   # the picture of earlier results
 
 Levels: the patch embedding ('embed': patch projection + position, what block 0 reads) and every
@@ -46,6 +47,8 @@ from vit import ViT, ViTConfig
 ckpt = "out/vit.pt"       # a stage-0 vit.pt or a full ckpt.pt of train.py
 data_dir = "data/shapes"  # the shapes splits; generated in memory if missing
 split = "val"             # held-out scenes to score on: 'val' | 'test' | 'compositional' (attribute pairs training never shows)
+fit_split = "train"       # scenes the probes are fitted on; = split: fitted on its first n_train scenes and scored on
+                          # the n_test after them (a diagnosis, not a score: is the attribute in the features at all?)
 n_train = 1000            # train scenes the probes are fitted on
 n_test = 400              # held-out scenes they are scored on
 steps = 50                # LBFGS iterations per probe (50 and 200 agree to .002 on the main job's ViT)
@@ -267,18 +270,26 @@ def probe_data(c, cfg, S):
     """(train, test, where from): the first c['n_train'] train scenes and c['n_test'] of c['split'],
     each (images, masks, records), from c['data_dir'] if it holds the shapes data, else generated
     in memory with the data settings cfg a ViT reading S x S views was trained with."""
+    fit = c.get("fit_split", "train")
+    if fit not in ("train", c["split"]):
+        raise ValueError(f"fit_split={fit!r}: fit on 'train', or on the scored split itself (={c['split']!r})")
+    own = fit == c["split"]  # fitted and scored on one split: its first n_train scenes, then the n_test after
     try:
-        data = [load_split(c["data_dir"], s) for s in ("train", c["split"])]
+        data = [load_split(c["data_dir"], s) for s in (fit, c["split"])]
         source = c["data_dir"]
     except FileNotFoundError:  # no data on disk: a small sample of the scenes this ViT was trained on
         kw = {k: cfg[k] for k in ("min_objects", "max_objects") if k in cfg}
-        data = [make_split(s, n, cfg.get("data_seed", 0), image_size=2 * S, **kw)
-                for s, n in (("train", c["n_train"]), (c["split"], c["n_test"]))]
+        data = [make_split(s, n + own * c["n_train"], cfg.get("data_seed", 0), image_size=2 * S, **kw)
+                for s, n in ((fit, c["n_train"]), (c["split"], c["n_test"]))]
         source = "generated in memory"
     if data[0][0].shape[1] != 2 * S:
         raise ValueError(f"{c['data_dir']} holds {data[0][0].shape[1]}px images but this ViT reads "
                          f"{2 * S}px ones: give --data_dir of data made with image_size={2 * S}")
-    train, test = [tuple(a[:n] for a in d) for d, n in zip(data, (c["n_train"], c["n_test"]))]
+    if own and len(data[0][0]) < c["n_train"] + c["n_test"]:
+        raise ValueError(f"the {fit} split has {len(data[0][0])} scenes: n_train + n_test must fit in it")
+    first = own * c["n_train"]
+    train = tuple(a[:c["n_train"]] for a in data[0])
+    test = tuple(a[first:first + c["n_test"]] for a in data[1])
     return train, test, source
 
 
@@ -292,7 +303,8 @@ def plot_json(c):
         chance = out.get("chance")
         if chance is None:  # the scenes it was probed on, found as main() finds them
             S = cfg["image_size"] // 2
-            train, test, source = probe_data({k: run[k] for k in ("data_dir", "split", "n_train", "n_test")}, cfg, S)
+            scenes = {"fit_split": run.get("fit_split", "train"), **{k: run[k] for k in ("data_dir", "split", "n_train", "n_test")}}
+            train, test, source = probe_data(scenes, cfg, S)
             chance = chance_of(train, test, S // cfg["patch_size"])
             print(f"chance: not in {c['from_json']}; recomputed from the labels of its scenes ({source})")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -332,7 +344,7 @@ def main(argv):
     results, chance = probe_levels(vit, train, test, depth, c["steps"], c["l2"])
 
     print(f"{c['ckpt']}: ViT {vit.config.n_layer} blocks, width {vit.config.n_embd}, main level {main_level}; "
-          f"{len(train[0])} train / {len(test[0])} {c['split']} scenes ({source})")
+          f"fitted on {len(train[0])} {c['fit_split']} / scored on {len(test[0])} {c['split']} scenes ({source})")
     keys = list(chance)
     row = lambda name, vals: print(f"{name:<10}" + "".join(f"{v:>{len(k) + 2}.3f}" for k, v in zip(keys, vals)))
     tag = lambda level: level + (" main" if level == str(main_level) else "")

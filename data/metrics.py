@@ -112,4 +112,5 @@ if __name__ == "__main__":
     print("| type | questions | majority answer (train) | majority baseline (test) |")
     print("|---|---|---|---|")
     for t in [t for t in R.QUESTION_TYPES if t in counts] + ["overall"]:
-        print(f"| {t} | {counts[t] if t in counts else sum(counts.values())} | {majority.get(t, '')} | {base[t]:.3f} |")
+        n = counts[t] if t in counts else sum(v for k, v in counts.items() if k not in OWN_ROW)
+        print(f"| {t} | {n} | {majority.get(t, '')} | {base[t]:.3f} |")

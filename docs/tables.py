@@ -27,7 +27,14 @@ PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, 
 TYPES = ["colour", "shape", "count", "position", "texture"]
 PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
           "probe_detail.json": "python train.py config/detail_at_depth.py",
-          "probe_natural.json": "python train.py config/natural.py"}
+          "probe_natural.json": "python train.py config/natural.py",
+          # the LLM's stream of three natural-setting models (experiments.py's overrides of each variant)
+          "probe_natural_llm_concat.json": "python train.py config/natural.py --fusion='concat' --shortcut='none'",
+          "probe_natural_llm_sparsecut.json": "python train.py config/natural.py --fusion='concat' --shortcut='sparse' "
+                                              "--density=2 --order='u'",
+          "probe_natural_llm_sparsecut_own.json": "python train.py config/natural.py --fusion='concat' "
+                                                  "--shortcut='sparse' --density=2 --order='u' --shared_fusion=False"}
+LLM_PROBED = ("concat", "sparsecut", "sparsecut_own")
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
 
@@ -148,6 +155,22 @@ def table_probes(names=("probe_main", "probe_detail"), keys=("low/colour", "crop
                         "the attribute explains); `probe.py` prints every attribute."]
 
 
+def table_llm():
+    """What reaches the LLM: per layer, a probe on its stream at the image positions, per variant."""
+    rs = [load(f"probe_natural_llm_{v}") for v in LLM_PROBED]
+    keys = ("image/colour", "image/texture")
+    lines = [row(["LLM stream"] + [f"{k[6:]}, {v}" for k in keys for v in LLM_PROBED]),
+             row(["---"] * (1 + len(keys) * len(rs)))]
+    for layer in rs[0]["llm"]:
+        lines.append(row([f"{layer} (as layer {layer[3:]} reads it)" if layer != "out" else "out (after the last layer)"] +
+                         [f"{f3(r['llm'][layer][k]['acc'])} ({100 * r['llm'][layer][k]['var_share']:.0f}%)"
+                          for k in keys for r in rs]))
+    cmds = "; ".join(f"`{r['run']['command']}`" for r in rs)
+    return lines + ["", f"From results/probe_natural_llm_*.json: {cmds} (commit {rs[0]['run']['commit']}). A linear "
+                        "probe on the low view's object positions (each fused token also holds its crops' tokens), "
+                        "held-out accuracy (share of variance); a shortcut into layer L is added before L reads it."]
+
+
 def table_busy():
     r, q = load("busy"), load("busy_quiet")
     lines = [row(["beside", "seconds (median)", "x quiet", "goal", "threads chosen", "highest MFU shown"]), row(["---"] * 6)]
@@ -170,7 +193,8 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "natural_2000": lambda: table_experiments("natural_2000"),
           "natural_5000": lambda: table_experiments("natural_5000"),
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
-                                                 ("low/colour", "crops/colour", "crops/texture"))}
+                                                 ("low/colour", "crops/colour", "crops/texture")),
+          "natural_llm": table_llm}
 
 
 def values():

@@ -134,3 +134,14 @@ def test_bad_inputs_exit_with_the_reason(args, message, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         probe_py.main([a.format(tmp=tmp_path) for a in args])
     assert str(e.value.code).startswith("probe.py: ") and message in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_fitting_on_the_scored_split_uses_other_scenes_of_it(tmp_path):
+    c = {"data_dir": str(tmp_path / "none"), "split": "compositional", "fit_split": "compositional",
+         "n_train": 6, "n_test": 4}
+    train, test, _ = probe_py.probe_data(c, {"min_objects": 1, "max_objects": 2}, 32)
+    assert len(train[2]) == 6 and len(test[2]) == 4
+    ids = [r["id"] for r in train[2] + test[2]]
+    assert ids == [f"compositional-{i:05d}" for i in range(10)]  # the first 6 fit, the 4 after them score
+    with pytest.raises(ValueError, match="fit_split"):
+        probe_py.probe_data(dict(c, fit_split="val"), {}, 32)
