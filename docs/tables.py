@@ -34,6 +34,7 @@ PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe 
                                               "--density=2 --order='u'",
           "probe_natural_llm_sparsecut_own.json": "python train.py config/natural.py --fusion='concat' "
                                                   "--shortcut='sparse' --density=2 --order='u' --shared_fusion=False"}
+PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_silhouettes=0.5" for s in range(3)})
 LLM_PROBED = ("concat", "sparsecut", "sparsecut_own")
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
@@ -171,6 +172,21 @@ def table_llm():
                         "held-out accuracy (share of variance); a shortcut into layer L is added before L reads it."]
 
 
+def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
+    """Stage 0 with and without silhouette views: the main level's shape probe on compositional scenes."""
+    pair = {s: (load(f"probe_comp_base_s{s}"), load(f"probe_comp_sil_s{s}")) for s in seeds}
+    main = lambda r: r["levels"][str(r["main_level"])]
+    lines = [row(["seed"] + [f"{k}, {w}" for k in keys for w in ("stage 0 as today", "+ silhouettes")]),
+             row(["---"] * (1 + 2 * len(keys)))]
+    lines += [row([s] + [f3(main(r)[k]["acc"]) for k in keys for r in rs]) for s, rs in pair.items()]
+    lines.append(row(["mean ± sd"] + [pm([main(rs[i])[k]["acc"] for rs in pair.values()]) for k in keys for i in (0, 1)]))
+    base, sil = pair[seeds[0]]
+    return lines + ["", f"From results/probe_comp_base_s*.json and probe_comp_sil_s*.json: for each seed S, "
+                        f"`python train.py --max_iters=0 --seed=S` (stage 0 only), the same with `--vit_silhouettes=0.5`, "
+                        f"then `{base['run']['command']}` on each (commit {base['run']['commit']}); chance "
+                        f"{f3(base['chance']['low/shape'])} / {f3(base['chance']['crops/shape'])}."]
+
+
 def table_busy():
     r, q = load("busy"), load("busy_quiet")
     lines = [row(["beside", "seconds (median)", "x quiet", "goal", "threads chosen", "highest MFU shown"]), row(["---"] * 6)]
@@ -194,7 +210,9 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "natural_5000": lambda: table_experiments("natural_5000"),
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
-          "natural_llm": table_llm}
+          "natural_llm": table_llm, "silhouettes": table_silhouettes,
+          "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
+                                                       ("low/shape", "crops/shape"))}
 
 
 def values():
