@@ -182,7 +182,8 @@ def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
     lines.append(row(["mean ± sd"] + [pm([main(rs[i])[k]["acc"] for rs in pair.values()]) for k in keys for i in (0, 1)]))
     base, sil = pair[seeds[0]]
     return lines + ["", f"From results/probe_comp_base_s*.json and probe_comp_sil_s*.json: for each seed S, "
-                        f"`python train.py --max_iters=0 --seed=S` (stage 0 only), the same with `--vit_silhouettes=0.5`, "
+                        f"`python train.py --max_iters=0 --seed=S --out_dir=out/baseS` (stage 0 only), the same with "
+                        f"`--vit_silhouettes=0.5 --out_dir=out/silS`, "
                         f"then `{base['run']['command']}` on each (commit {base['run']['commit']}); chance "
                         f"{f3(base['chance']['low/shape'])} / {f3(base['chance']['crops/shape'])}."]
 
