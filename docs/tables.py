@@ -181,11 +181,28 @@ def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
     lines += [row([s] + [f3(main(r)[k]["acc"]) for k in keys for r in rs]) for s, rs in pair.items()]
     lines.append(row(["mean ± sd"] + [pm([main(rs[i])[k]["acc"] for rs in pair.values()]) for k in keys for i in (0, 1)]))
     base, sil = pair[seeds[0]]
-    return lines + ["", f"From results/probe_comp_base_s*.json and probe_comp_sil_s*.json: for each seed S, "
-                        f"`python train.py --max_iters=0 --seed=S --out_dir=out/baseS` (stage 0 only), the same with "
-                        f"`--vit_silhouettes=0.5 --out_dir=out/silS`, "
-                        f"then `{base['run']['command']}` on each (commit {base['run']['commit']}); chance "
+    return lines + ["", f"From results/probe_comp_base_s*.json and probe_comp_sil_s*.json: for seed 0, "
+                        f"`python train.py --max_iters=0 --seed=0 --out_dir=out/baseS0` (stage 0 only) and the same with "
+                        f"`--vit_silhouettes=0.5 --out_dir=out/silS0`, then `{base['run']['command']}` and likewise "
+                        f"on out/silS0; seeds 1 and 2 likewise (commit {base['run']['commit']}); chance "
                         f"{f3(base['chance']['low/shape'])} / {f3(base['chance']['crops/shape'])}."]
+
+
+def table_absent():
+    """The main job asked 'absent' questions too, seed by seed, beside the same seed without them."""
+    runs, plain = family("absent"), family("main")
+    cols = ["absent", "overall", "2+ objects", "paraphrase", "compositional"]
+    lines = [row(["seed"] + cols + ["overall, compositional without 'absent'"]), row(["---"] * (len(cols) + 2))]
+    for s, r in runs.items():
+        h, p = {**headline(r), "absent": r["vqa"]["absent"]}, plain.get(s)
+        lines.append(row([s] + [f3(h[c]) for c in cols] + [
+            f"{f3(p['vqa']['overall'])}, {f3(p['compositional']['overall'])}" if p else "-"]))
+    lines.append(row(["mean ± sd"] + [pm([r["vqa"]["absent"] if c == "absent" else headline(r)[c] for r in runs.values()])
+                                      for c in cols] + [""]))
+    first = runs[min(runs)]
+    return lines + ["", f"From results/absent_s*.json: `{first['run']['command']}` at commit {first['run']['commit']}, "
+                        f"{first['run']['threads']} thread(s), and the same for the other seeds; without 'absent': "
+                        "results/main_s*.json (the main job, the same seed). 'absent' is not part of overall."]
 
 
 def table_busy():
@@ -211,7 +228,7 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "natural_5000": lambda: table_experiments("natural_5000"),
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
-          "natural_llm": table_llm, "silhouettes": table_silhouettes,
+          "natural_llm": table_llm, "silhouettes": table_silhouettes, "absent": table_absent,
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
