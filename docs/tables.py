@@ -28,14 +28,16 @@ TYPES = ["colour", "shape", "count", "position", "texture"]
 PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
           "probe_detail.json": "python train.py config/detail_at_depth.py",
           "probe_natural.json": "python train.py config/natural.py",
-          # the LLM's stream of three natural-setting models (experiments.py's overrides of each variant)
+          # the LLM's stream of the natural-setting models (experiments.py's overrides of each variant)
           "probe_natural_llm_concat.json": "python train.py config/natural.py --fusion='concat' --shortcut='none'",
           "probe_natural_llm_sparsecut.json": "python train.py config/natural.py --fusion='concat' --shortcut='sparse' "
                                               "--density=2 --order='u'",
           "probe_natural_llm_sparsecut_own.json": "python train.py config/natural.py --fusion='concat' "
-                                                  "--shortcut='sparse' --density=2 --order='u' --shared_fusion=False"}
+                                                  "--shortcut='sparse' --density=2 --order='u' --shared_fusion=False",
+          "probe_natural_llm_density4_own.json": "python train.py config/natural.py --fusion='concat' "
+                                                 "--shortcut='sparse' --density=4 --order='u' --shared_fusion=False"}
 PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_silhouettes=0.5" for s in range(3)})
-LLM_PROBED = ("concat", "sparsecut", "sparsecut_own")
+LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
 
