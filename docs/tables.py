@@ -168,8 +168,9 @@ def table_llm():
         lines.append(row([f"{layer} (as layer {layer[3:]} reads it)" if layer != "out" else "out (after the last layer)"] +
                          [f"{f3(r['llm'][layer][k]['acc'])} ({100 * r['llm'][layer][k]['var_share']:.0f}%)"
                           for k in keys for r in rs]))
-    cmds = "; ".join(f"`{r['run']['command']}`" for r in rs)
-    return lines + ["", f"From results/probe_natural_llm_*.json: {cmds} (commit {rs[0]['run']['commit']}). A linear "
+    cmd = rs[0]["run"]["command"].replace(LLM_PROBED[0], "V")
+    return lines + ["", f"From results/probe_natural_llm_V.json: `{cmd}` for V = {', '.join(LLM_PROBED)} "
+                        f"(commit {rs[0]['run']['commit']}; seed 0, 5000 steps). A linear "
                         "probe on the low view's object positions (each fused token also holds its crops' tokens), "
                         "held-out accuracy (share of variance); a shortcut into layer L is added before L reads it."]
 
