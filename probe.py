@@ -279,8 +279,9 @@ def probe_data(c, cfg, S):
         source = c["data_dir"]
     except FileNotFoundError:  # no data on disk: a small sample of the scenes this ViT was trained on
         kw = {k: cfg[k] for k in ("min_objects", "max_objects") if k in cfg}
-        data = [make_split(s, n + own * c["n_train"], cfg.get("data_seed", 0), image_size=2 * S, **kw)
-                for s, n in ((fit, c["n_train"]), (c["split"], c["n_test"]))]
+        make = lambda s, n: make_split(s, n, cfg.get("data_seed", 0), image_size=2 * S, **kw)
+        data = [make(fit, c["n_train"] + own * c["n_test"])]
+        data.append(data[0] if own else make(c["split"], c["n_test"]))
         source = "generated in memory"
     if data[0][0].shape[1] != 2 * S:
         raise ValueError(f"{c['data_dir']} holds {data[0][0].shape[1]}px images but this ViT reads "
