@@ -204,7 +204,8 @@ def table_absent():
                                       for c in cols] + [""]))
     first = runs[min(runs)]
     return lines + ["", f"From results/absent_s*.json: `{first['run']['command']}` at commit {first['run']['commit']}, "
-                        f"{first['run']['threads']} thread(s), and the same for the other seeds; without 'absent': "
+                        f"{first['run']['threads']} thread(s) (in a shell, quote the list: results/README.md), and the same for "
+                        "the other seeds; without 'absent': "
                         "results/main_s*.json (the main job, the same seed). 'absent' is not part of overall."]
 
 
