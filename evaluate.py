@@ -20,7 +20,7 @@ import torch
 
 from data.batches import to_float
 from data.metrics import OWN_ROW, caption_f1, majority_baseline, normalise, vqa_accuracy
-from data.prompt import caption_prompt, vqa_prompt
+from data.prompt import answer_of, caption_prompt, vqa_prompt
 from data.shapes import render as R
 
 
@@ -134,7 +134,7 @@ def generate_grouped(model, tok, feats, jobs, device, max_new_tokens, remove=())
         gen = model.generate(None, idx, min(max_new_tokens, budget - T), temperature=0.0,
                              stop_token=tok.eot_token, feats=f, remove=remove)[:, T:]
         for (j, _, _), row in zip(members, gen.tolist()):
-            out[j] = tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip()
+            out[j] = answer_of(tok, row)
     return out
 
 

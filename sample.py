@@ -26,7 +26,7 @@ from checkpoint import check_device, load_model
 from configurator import configure_or_exit
 from data.batches import to_float
 from data.llava import load_image
-from data.prompt import caption_prompt, vqa_prompt
+from data.prompt import answer_of, caption_prompt, vqa_prompt
 from data.tokenizer import get_tokenizer
 from drawing import COLOURS, canvas, check_image_path, save as save_image, y_axis
 from fusion import make_views
@@ -53,11 +53,6 @@ def fail(msg):
     sys.exit(f"sample.py: {msg}")
 
 
-def decode(tok, row):
-    """Generated ids -> the answer, up to its first EOT."""
-    return tok.decode(row[:row.index(tok.eot_token)] if tok.eot_token in row else row).strip()
-
-
 @torch.no_grad()
 def explain_answer(model, tok, x, ids, max_new_tokens):
     """What each path into the LLM does for one answer: image x (1, 3, 2S, 2S), prompt ids. Returns
@@ -78,7 +73,7 @@ def explain_answer(model, tok, x, ids, max_new_tokens):
         logits, _ = model(None, seq, feats=feats, remove=remove)       # (1, T + A - 1, V)
         logp = logits[0, len(ids) - 1:].float().log_softmax(-1)        # (A, V): what comes after the prompt
         p = logp.gather(1, torch.tensor(scored, device=x.device)[:, None]).sum().exp().item()
-        rows.append((removed, p, decode(tok, out)))
+        rows.append((removed, p, answer_of(tok, out)))
     return rows, scored
 
 
@@ -220,7 +215,7 @@ def main(argv):
             idx = torch.tensor([ids] * c["num_samples"], device=c["device"])  # (num_samples, T)
             out = model.generate(x.expand(c["num_samples"], -1, -1, -1), idx, n_new, temperature=c["temperature"],
                                  top_k=c["top_k"] or None, stop_token=tok.eot_token)
-            answers = [decode(tok, row) for row in out[:, len(ids):].tolist()]
+            answers = [answer_of(tok, row) for row in out[:, len(ids):].tolist()]
         print(f"\n{prompt}")
         for a in answers:
             print(f"  -> {a}")

@@ -24,6 +24,11 @@ def answer_text(answer):
     return " " + answer.strip()
 
 
+def answer_of(tok, ids):
+    """Generated token ids -> the answer text: up to the first end-of-text token, where it stops."""
+    return tok.decode(ids[:ids.index(tok.eot_token)] if tok.eot_token in ids else ids).strip()
+
+
 def encode_example(tok, prompt, answer, block_size):
     """Token ids idx and next-token targets (both lists of len(prompt + answer + EOT) - 1).
 
