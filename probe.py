@@ -157,9 +157,9 @@ def in_view(v, view):
     return v == 0 if view == "low" else v > 0  # v (T,): each token's view -> (T,) bool, the low view's or the crops'
 
 
-def chance_of(train, test, n_side):
-    """{'view/attribute': the share of the train-majority class among the held-out object tokens of that view}."""
-    (_, y, v), (_, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
+def chance_of(y, v, yt, vt):
+    """{'view/attribute': the share of the train-majority class among the held-out object tokens of
+    that view}, from object_labels of the train (y, v) and held-out (yt, vt) scenes."""
     majority = lambda a, view: y[a][in_view(v, view)].bincount().argmax()
     return {f"{view}/{a}": (yt[a][in_view(vt, view)] == majority(a, view)).float().mean().item()
             for view, attributes in PROBES.items() for a in attributes}
@@ -171,7 +171,7 @@ def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
     n_side = vit.config.image_size // vit.config.patch_size
     (keep, y, v), (keep_t, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
     f, ft = object_features(vit, train[0], keep, depth), object_features(vit, test[0], keep_t, depth)
-    results, chance = {level: {} for level in f}, chance_of(train, test, n_side)
+    results, chance = {level: {} for level in f}, chance_of(y, v, yt, vt)
     for view, attributes in PROBES.items():
         m, mt = in_view(v, view), in_view(vt, view)
         for a in attributes:
@@ -274,8 +274,9 @@ def probe_data(c, cfg, S):
     if fit not in ("train", c["split"]):
         raise ValueError(f"fit_split={fit!r}: fit on 'train', or on the scored split itself (={c['split']!r})")
     own = fit == c["split"]  # fitted and scored on one split: its first n_train scenes, then the n_test after
-    try:
-        data = [load_split(c["data_dir"], s) for s in (fit, c["split"])]
+    try:  # a split both fitted and scored on is read (or made) once
+        data = [load_split(c["data_dir"], fit)]
+        data.append(data[0] if own else load_split(c["data_dir"], c["split"]))
         source = c["data_dir"]
     except FileNotFoundError:  # no data on disk: a small sample of the scenes this ViT was trained on
         kw = {k: cfg[k] for k in ("min_objects", "max_objects") if k in cfg}
@@ -306,7 +307,8 @@ def plot_json(c):
             S = cfg["image_size"] // 2
             scenes = {"fit_split": run.get("fit_split", "train"), **{k: run[k] for k in ("data_dir", "split", "n_train", "n_test")}}
             train, test, source = probe_data(scenes, cfg, S)
-            chance = chance_of(train, test, S // cfg["patch_size"])
+            (_, y, v), (_, yt, vt) = (object_labels(m, r, S // cfg["patch_size"]) for _, m, r in (train, test))
+            chance = chance_of(y, v, yt, vt)
             print(f"chance: not in {c['from_json']}; recomputed from the labels of its scenes ({source})")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         sys.exit(f"probe.py: from_json={c['from_json']!r} is not a probe.py JSON that can be drawn "
