@@ -21,23 +21,19 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from configurator import configure  # noqa: E402  (the repository's own, as train.py applies it)
+from experiments import VARIANTS  # noqa: E402  (each variant's train.py overrides)
 
 RESULTS = os.path.join(ROOT, "results")
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 TYPES = ["colour", "shape", "count", "position", "texture"]
 PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
           "probe_detail.json": "python train.py config/detail_at_depth.py",
-          "probe_natural.json": "python train.py config/natural.py",
-          # the LLM's stream of the natural-setting models (experiments.py's overrides of each variant)
-          "probe_natural_llm_concat.json": "python train.py config/natural.py --fusion='concat' --shortcut='none'",
-          "probe_natural_llm_sparsecut.json": "python train.py config/natural.py --fusion='concat' --shortcut='sparse' "
-                                              "--density=2 --order='u'",
-          "probe_natural_llm_sparsecut_own.json": "python train.py config/natural.py --fusion='concat' "
-                                                  "--shortcut='sparse' --density=2 --order='u' --shared_fusion=False",
-          "probe_natural_llm_density4_own.json": "python train.py config/natural.py --fusion='concat' "
-                                                 "--shortcut='sparse' --density=4 --order='u' --shared_fusion=False"}
+          "probe_natural.json": "python train.py config/natural.py"}
 PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_silhouettes=0.5" for s in range(3)})
-LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")
+LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")  # the natural sweep's models, LLM probed
+flags = lambda overrides: [f"--{k}={x!r}" for k, x in overrides.items()]  # as experiments.py passes a variant's
+PROBED.update({f"probe_natural_llm_{name}.json": " ".join(["python train.py config/natural.py"] + flags(o))
+               for _, name, o in VARIANTS if name in LLM_PROBED})
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
 
 
@@ -144,14 +140,18 @@ def table_bench():
                         f"than recomputing."]
 
 
+def probed(p):
+    """A probe's cell: held-out accuracy (the share of the variance the attribute explains)."""
+    return f"{f3(p['acc'])} ({100 * p['var_share']:.0f}%)"
+
+
 def table_probes(names=("probe_main", "probe_detail"), keys=("low/colour", "crops/texture", "low/shape")):
     """Two ViTs side by side: per level, probe accuracy (share of variance) for a few attributes."""
     rs = [load(n) for n in names]
     lines = [row(["ViT level"] + [f"{k}, {n[6:]}" for k in keys for n in names]), row(["---"] * (1 + len(keys) * len(names)))]
     for level in rs[0]["levels"]:
         tag = f"{level} (main)" if str(level) == str(rs[0].get("main_level")) else level
-        lines.append(row([tag] + [f"{f3(r['levels'][level][k]['acc'])} ({100 * r['levels'][level][k]['var_share']:.0f}%)"
-                                  for k in keys for r in rs]))
+        lines.append(row([tag] + [probed(r["levels"][level][k]) for k in keys for r in rs]))
     cmds = "; ".join(f"`{r['run']['command']}` (commit {r['run']['commit']})" for r in rs)
     return lines + ["", f"From results/{names[0]}.json and {names[1]}.json: {cmds}. "
                         "Held-out accuracy of a linear probe on object tokens (in brackets: the share of their variance "
@@ -166,8 +166,7 @@ def table_llm():
              row(["---"] * (1 + len(keys) * len(rs)))]
     for layer in rs[0]["llm"]:
         lines.append(row([f"{layer} (as layer {layer[3:]} reads it)" if layer != "out" else "out (after the last layer)"] +
-                         [f"{f3(r['llm'][layer][k]['acc'])} ({100 * r['llm'][layer][k]['var_share']:.0f}%)"
-                          for k in keys for r in rs]))
+                         [probed(r["llm"][layer][k]) for k in keys for r in rs]))
     cmd = rs[0]["run"]["command"].replace(LLM_PROBED[0], "V")
     return lines + ["", f"From results/probe_natural_llm_V.json: `{cmd}` for V = {', '.join(LLM_PROBED)} "
                         f"(commit {rs[0]['run']['commit']}; seed 0, 5000 steps). A linear "
@@ -196,12 +195,12 @@ def table_absent():
     runs, plain = family("absent"), family("main")
     cols = ["absent", "overall", "2+ objects", "paraphrase", "compositional"]
     lines = [row(["seed"] + cols + ["overall, compositional without 'absent'"]), row(["---"] * (len(cols) + 2))]
-    for s, r in runs.items():
-        h, p = {**headline(r), "absent": r["vqa"]["absent"]}, plain.get(s)
+    per = {s: {**headline(r), "absent": r["vqa"]["absent"]} for s, r in runs.items()}
+    for s, h in per.items():
+        p = plain.get(s)
         lines.append(row([s] + [f3(h[c]) for c in cols] + [
             f"{f3(p['vqa']['overall'])}, {f3(p['compositional']['overall'])}" if p else "-"]))
-    lines.append(row(["mean ± sd"] + [pm([r["vqa"]["absent"] if c == "absent" else headline(r)[c] for r in runs.values()])
-                                      for c in cols] + [""]))
+    lines.append(row(["mean ± sd"] + [pm([h[c] for h in per.values()]) for c in cols] + [""]))
     first = runs[min(runs)]
     return lines + ["", f"From results/absent_s*.json: `{first['run']['command']}` at commit {first['run']['commit']}, "
                         f"{first['run']['threads']} thread(s) (in a shell, quote the list: results/README.md), and the same for "
@@ -310,7 +309,7 @@ def problems():
         if command.startswith("python experiments.py"):  # each variant: its config file, then its overrides
             c = run["config"]
             checks = [(v["config"], v["render_version"], expected_config(" ".join(
-                ["python train.py", c["config_file"], c["train_args"]] + [f"--{k}={x!r}" for k, x in v["overrides"].items()])),
+                ["python train.py", c["config_file"], c["train_args"]] + flags(v["overrides"]))),
                 {"seed", "out_dir", "vit_init", "max_iters", "init_from"}) for v in r["rows"]]
         elif command.startswith("python train.py"):
             checks = [(run["config"], run["render_version"], expected_config(command), set())]
