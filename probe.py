@@ -38,7 +38,7 @@ from checkpoint import check_result_path, load_checkpoint, load_model, provenanc
 from configurator import check_ranges, configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
-from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES
+from data.shapes.render import COLOURS, HELD_OUT_PAIRS, POSITIONS, SHAPES, TEXTURES
 from drawing import check_image_path, draw_levels
 from fusion import make_views
 from machine import use_threads
@@ -181,6 +181,28 @@ def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
                     "acc": fit_probe(f[level][m], y[a][m], ft[level][mt], yt[a][mt], len(CLASSES[a]), steps, l2),
                     "var_share": var_share(f[level][m], y[a][m])}
     return results, chance
+
+
+def by_unseen_pair(vit, train, test, level, steps=50, l2=1e-3):
+    """Compositional scenes: the train-fitted shape probe at one level, per view, on the object tokens
+    whose colour-shape pair training never shows, whose texture-shape pair only it never shows, and
+    the rest ({view: {kind: acc}}). A reader that learned colour or texture as evidence about shape fails
+    where it can see that attribute: the low view blends texture away (the README's picture)."""
+    n_side = vit.config.image_size // vit.config.patch_size
+    (keep, y, v), (keep_t, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
+    f, ft = (object_features(vit, d[0], k, level + 1)[str(level)] for d, k in ((train, keep), (test, keep_t)))
+    owner, table = owners(test[1], n_side), np.zeros((len(test[2]), 10), dtype=np.int64)
+    for i, r in enumerate(test[2]):
+        for k, o in enumerate(r["objects"]):  # 1: a new colour pair, 2: a new texture pair, 3: both
+            table[i, k + 1] = sum(b for b, a in ((1, "colour"), (2, "texture")) if (o["shape"], o[a]) in HELD_OUT_PAIRS)
+    kind = torch.from_numpy(np.take_along_axis(table, owner.reshape(len(table), -1), 1).reshape(owner.shape)[keep_t])
+    out = {}
+    for view in PROBES:
+        m, mt = in_view(v, view), in_view(vt, view)
+        for name, sel in (("colour pair new", kind % 2 == 1), ("only texture pair new", kind == 2), ("neither", kind == 0)):
+            out.setdefault(view, {})[name] = fit_probe(f[m], y["shape"][m], ft[mt & sel], yt["shape"][mt & sel],
+                                                       len(SHAPES), steps, l2)
+    return out
 
 
 @torch.no_grad()
@@ -359,6 +381,10 @@ def main(argv):
         for level, r in results.items():
             row(tag(level), [r[k][field] for k in keys])
     out = {"levels": results, "chance": chance}
+    if c["split"] == "compositional" and c["fit_split"] == "train":
+        out["unseen_pairs"] = by_unseen_pair(vit, train, test, main_level, c["steps"], c["l2"])
+        print(f"\nshape at the main level, by what is new about the object (train-fitted probe): " + "; ".join(
+            f"{view}: " + ", ".join(f"{k} {a:.3f}" for k, a in r.items()) for view, r in out["unseen_pairs"].items()))
     if c["llm"]:
         try:
             model = load_model(c["ckpt"], data_keys=())[0]

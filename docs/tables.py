@@ -316,8 +316,11 @@ def problems():
         elif command.startswith("python bench_busy.py"):  # (busy.json, busy_quiet.json)
             checks = []  # its own short piece of the main job, timed: nothing shown as the main job's numbers
         elif "trained_with" in r:  # probe.py: the checkpoint's run must be the one the table says
+            # a probe of the ViT alone: stage 0 never reads the questions (the same ViT, bit for bit,
+            # with and without 'absent' questions), so which types the text stages asked does not matter
+            vit_only = {"question_types"} if not run.get("config", {}).get("llm") else set()
             checks = [(r["trained_with"], VERSION, expected_config(PROBED.get(name, "python train.py")),
-                       {"seed", "out_dir", "init_from", "max_iters", "vit_init", "threads"})]
+                       {"seed", "out_dir", "init_from", "max_iters", "vit_init", "threads"} | vit_only)]
         elif command.startswith("python bench.py"):  # no data; its model sizes must be the main job's
             main = expected_config("python train.py")
             checks = [({k: run["config"].get(k) for k in SIZES}, VERSION, {k: main[k] for k in SIZES}, set())]

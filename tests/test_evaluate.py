@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from data.shapes import render as R
 from data.shapes.prepare import load_split, make_split
 from evaluate import asked_about, error_analysis, format_errors
 from tests.forkserver import run
@@ -117,3 +118,24 @@ def test_prompts_of_one_length_are_answered_together_as_each_alone():
     together = generate_grouped(model, tok, feats, jobs, "cpu", 5)
     alone = [generate_grouped(model, tok, feats, [job], "cpu", 5)[0] for job in jobs]
     assert together == alone and len(set(alone)) > 1
+
+
+def test_unseen_pairs_are_scored_by_which_pair_is_new():
+    """On the compositional split a shape answer about a red circle counts under 'unseen colour-shape
+    pair', a striped one under 'texture', and an object with both under both."""
+    comp = make_split("compositional", 60, max_objects=1, question_types=["shape"])[2]
+    rows, kinds = [], []
+    for i, r in enumerate(comp):
+        o = r["objects"][0]
+        kinds.append({k for k in ("colour", "texture") if (o["shape"], o[k]) in R.HELD_OUT_PAIRS})
+        q = r["qa"][0]
+        rows.append(dict(scene=i, type="shape", question=q["question"], answer=q["answer"],
+                         pred=q["answer"] if kinds[-1] == {"colour"} else "cross" if q["answer"] != "cross" else "circle"))
+    acc = error_analysis(rows, comp)["accuracy"]["shape"]
+    n = {k: sum(k in s for s in kinds) for k in ("colour", "texture")}
+    assert all(n.values()) and set().union(*kinds) == {"colour", "texture"}
+    both = sum(s == {"colour", "texture"} for s in kinds)
+    assert acc["unseen colour-shape pair"] == ((n["colour"] - both) / n["colour"], n["colour"])
+    assert acc["unseen texture-shape pair"] == (0.0, n["texture"])
+    seen = dict(comp[0], objects=[dict(comp[0]["objects"][0], shape="cross", colour="purple", texture="solid")])
+    assert not any("unseen" in c for c in error_analysis([dict(rows[0], answer="cross")], [seen])["accuracy"]["shape"])

@@ -145,3 +145,22 @@ def test_fitting_on_the_scored_split_uses_other_scenes_of_it(tmp_path):
     assert ids == [f"compositional-{i:05d}" for i in range(10)]  # the first 6 fit, the 4 after them score
     with pytest.raises(ValueError, match="fit_split"):
         probe_py.probe_data(dict(c, fit_split="val"), {}, 32)
+
+
+def test_unseen_pairs_sort_the_compositional_tokens_by_what_is_new(monkeypatch):
+    """Every object token of the compositional scenes is scored in the group of its object: a new
+    colour-shape pair (a red circle), only a new texture-shape pair (a striped blue circle), or neither."""
+    from data.shapes.render import HELD_OUT_PAIRS
+    vit = ViT(ViTConfig(image_size=24, patch_size=4, n_layer=1, n_head=2, n_embd=16))
+    train, test = make_split("train", 20, image_size=48), make_split("compositional", 30, max_objects=3, image_size=48)
+    monkeypatch.setattr(probe_py, "fit_probe", lambda x, y, x_test, y_test, *args: len(y_test))  # count, not fit
+    got = probe_py.by_unseen_pair(vit, train, test, level=0)
+    want = {view: {"colour pair new": 0, "only texture pair new": 0, "neither": 0} for view in PROBES}
+    for i, views in enumerate(owners(test[1], 6)):
+        for v, tokens in enumerate(views):
+            for k in tokens[tokens > 0]:
+                o = test[2][i]["objects"][k - 1]
+                new = {a for a in ("colour", "texture") if (o["shape"], o[a]) in HELD_OUT_PAIRS}
+                kind = "colour pair new" if "colour" in new else "only texture pair new" if new else "neither"
+                want["low" if v == 0 else "crops"][kind] += 1
+    assert got == want and all(n > 0 for r in want.values() for n in r.values())
