@@ -8,6 +8,7 @@
 import os
 exec(open(os.path.join(os.path.dirname(__file__), "shapes_cpu.py")).read())
 out_dir = "out/detail"
+question_types = ["colour", "shape", "count", "position", "texture"]  # as measured: no 'absent' (the main job asks it since)
 vit_targets = ["shape", "cell", "centre", "colour"]  # low views: what, where, and colour (read at block 1)
 vit_crop_targets = ["shape", "colour", "texture"]    # crops: what, and the detail (read at block 1)
 vit_detail_level = 1

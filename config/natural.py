@@ -7,4 +7,5 @@
 import os
 exec(open(os.path.join(os.path.dirname(__file__), "shapes_cpu.py")).read())
 out_dir = "out/natural"
+question_types = ["colour", "shape", "count", "position", "texture"]  # as measured: no 'absent' (the main job asks it since)
 vit_crop_targets = ["shape"]  # the only change: no colour/texture targets anywhere in stage 0

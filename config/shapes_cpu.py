@@ -6,7 +6,8 @@ out_dir = "out"
 device = "cpu"
 n_train, n_val, n_test = 10000, 1000, 1000
 min_objects, max_objects = 1, 2
-question_types = ["colour", "shape", "count", "position", "texture"]
+question_types = ["colour", "shape", "count", "position", "texture", "absent"]  # absent: half about an empty place
+# or a missing object ("nothing"), in a row of its own outside overall (data/README.md)
 caption_frac = 0.2
 pack = True  # a row per scene, all its questions: 5 answers per row (docs/FINDINGS.md)
 curriculum_frac = 0.25
