@@ -9,7 +9,7 @@ min_objects, max_objects = 1, 2
 question_types = ["colour", "shape", "count", "position", "texture", "absent"]  # absent: half about an empty place
 # or a missing object ("nothing"), in a row of its own outside overall (data/README.md)
 caption_frac = 0.2
-pack = True  # a row per scene, all its questions: 5 answers per row (docs/FINDINGS.md)
+pack = True  # a row per scene, all its questions: 6 answers per row (docs/FINDINGS.md)
 curriculum_frac = 0.25
 multi_weight = 3.0  # after the curriculum, 2-object scenes (where binding is learned) 3x as often: .915 -> .946 over 4 seeds (docs/FINDINGS.md)
 # model: a 6-block ViT (levels 0..3 below the main level 4 are the shortcut sources). Block 5, above
