@@ -73,7 +73,7 @@ def row(cells):
 
 def headline(r):
     """The numbers one train.py run is judged by."""
-    return {**{t: r["vqa"][t] for t in TYPES + ["overall"]}, **r.get("by_objects", {}),
+    return {**{t: r["vqa"][t] for t in TYPES + ["overall"]}, "absent": r["vqa"].get("absent"), **r.get("by_objects", {}),
             "paraphrase": r.get("paraphrase", {}).get("overall"), "compositional": r.get("compositional", {}).get("overall"),
             "caption F1": r.get("caption_f1")}
 
@@ -92,6 +92,7 @@ def table_main():
     lines = [row(["", "accuracy", "majority answer"]), row(["---", "---", "---"])]
     lines += [row([t, f3(h[t]), f3(m.get(t))]) for t in TYPES]
     lines += [row(["**overall**", f"**{f3(h['overall'])}**", f3(m.get("overall"))])]
+    lines += [row(["nothing there (own row, not in overall)", f3(h["absent"]), f3(m.get("absent"))])] if h["absent"] else []
     lines += [row([k, f3(h[k]), ""]) for k in ("1 object", "2+ objects") if k in h]
     lines += [row(["paraphrase (held-out wordings)", f3(h["paraphrase"]), ""]),
               row(["compositional (unseen colour-shape pairs)", f3(h["compositional"]), ""]),
@@ -103,9 +104,10 @@ def table_seeds(prefix="main"):
     runs = family(prefix)
     if not runs:
         raise FileNotFoundError(f"no results/{prefix}_s*.json: see results/README.md for the command")
-    cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
-    lines = [row(["seed", "threads"] + cols), row(["---"] * (len(cols) + 2))]
     per = {s: headline(r) for s, r in runs.items()}
+    cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
+    cols += ["absent"] if all(h["absent"] for h in per.values()) else []
+    lines = [row(["seed", "threads"] + cols), row(["---"] * (len(cols) + 2))]
     lines += [row([s, runs[s]["run"]["threads"]] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
     lines += [row(["mean ± sd", ""] + [pm([h[c] for h in per.values()]) for c in cols])]
     first = load(prefix) if os.path.exists(os.path.join(RESULTS, prefix + ".json")) else runs[min(runs)]
@@ -190,22 +192,18 @@ def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
                         f"{f3(base['chance']['low/shape'])} / {f3(base['chance']['crops/shape'])}."]
 
 
-def table_absent():
-    """The main job asked 'absent' questions too, seed by seed, beside the same seed without them."""
-    runs, plain = family("absent"), family("main")
-    cols = ["absent", "overall", "2+ objects", "paraphrase", "compositional"]
-    lines = [row(["seed"] + cols + ["overall, compositional without 'absent'"]), row(["---"] * (len(cols) + 2))]
-    per = {s: {**headline(r), "absent": r["vqa"]["absent"]} for s, r in runs.items()}
-    for s, h in per.items():
-        p = plain.get(s)
-        lines.append(row([s] + [f3(h[c]) for c in cols] + [
-            f"{f3(p['vqa']['overall'])}, {f3(p['compositional']['overall'])}" if p else "-"]))
-    lines.append(row(["mean ± sd"] + [pm([h[c] for h in per.values()]) for c in cols] + [""]))
-    first = runs[min(runs)]
-    return lines + ["", f"From results/absent_s*.json: `{first['run']['command']}` at commit {first['run']['commit']}, "
-                        f"{first['run']['threads']} thread(s) (in a shell, quote the list: results/README.md), and the same for "
-                        "the other seeds; without 'absent': "
-                        "results/main_s*.json (the main job, the same seed). 'absent' is not part of overall."]
+def table_unseen_pairs(seeds=(0, 1, 2)):
+    """The same probes, split by what is new about the object: a train-fitted reader fails where it sees it."""
+    pair = {s: (load(f"probe_comp_base_s{s}")["unseen_pairs"], load(f"probe_comp_sil_s{s}")["unseen_pairs"]) for s in seeds}
+    cols = [("low", "colour pair new", 0), ("low", "only texture pair new", 0), ("low", "neither", 0),
+            ("crops", "colour pair new", 0), ("crops", "only texture pair new", 0), ("crops", "neither", 0),
+            ("low", "colour pair new", 1)]
+    lines = [row(["seed"] + [f"{v}: {k}" + (", + silhouettes" if i else "") for v, k, i in cols]), row(["---"] * (1 + len(cols)))]
+    lines += [row([s] + [f3(rs[i][v][k]) for v, k, i in cols]) for s, rs in pair.items()]
+    lines.append(row(["mean ± sd"] + [pm([rs[i][v][k] for rs in pair.values()]) for v, k, i in cols]))
+    return lines + ["", "From the same files as the table above (`probe.py --split=compositional` prints it): the main "
+                        "level's shape probe, fitted on training scenes, on the object tokens of compositional scenes "
+                        "by what is new about their object (colour pair new: with or without a new texture pair)."]
 
 
 def table_busy():
@@ -231,7 +229,8 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "natural_5000": lambda: table_experiments("natural_5000"),
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
-          "natural_llm": table_llm, "silhouettes": table_silhouettes, "absent": table_absent,
+          "natural_llm": table_llm, "silhouettes": table_silhouettes,
+          "unseen_pairs": table_unseen_pairs,
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
@@ -258,6 +257,11 @@ def values():
             out[f"{prefix}_seeds.n"] = str(len(runs))
             out[f"{prefix}_seeds.overall"] = f"{f3(min(ov))}-{f3(max(ov))}"
             out[f"{prefix}_seeds.mean"] = pm(ov)
+            comp = [r["compositional"]["overall"] for r in runs.values()]
+            out[f"{prefix}_seeds.compositional"] = f"{f3(min(comp))}-{f3(max(comp))}"
+            absent = [r["vqa"]["absent"] for r in runs.values() if "absent" in r["vqa"]]
+            if len(absent) == len(runs):
+                out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"
     return out
 
 

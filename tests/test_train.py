@@ -40,8 +40,9 @@ def test_end_to_end_writes_checkpoint_and_results(tmp_path):
     out = tmp_path / "out"
     assert (out / "ckpt.pt").exists() and (out / "vit.pt").exists()
     res = json.loads((out / "results.json").read_text())
-    assert set(res["vqa"]) == {"overall", "colour", "shape", "count", "position", "texture"}
-    assert res["n"]["overall"] == 12 * 5 and 0.0 <= res["vqa"]["overall"] <= 1.0
+    assert set(res["vqa"]) == {"overall", "colour", "shape", "count", "position", "texture", "absent"}
+    assert res["n"]["overall"] == 12 * 5 and res["n"]["absent"] == 12  # 'absent': its own row, not in overall
+    assert 0.0 <= res["vqa"]["overall"] <= 1.0
     assert res["caption_f1"] is not None
     assert 0 <= res["paraphrase"]["overall"] <= 1 and 0 <= res["compositional"]["overall"] <= 1  # held-out wordings, pairs
     ck = torch.load(out / "ckpt.pt", weights_only=True)
