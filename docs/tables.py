@@ -30,6 +30,7 @@ PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe 
           "probe_detail.json": "python train.py config/detail_at_depth.py",
           "probe_natural.json": "python train.py config/natural.py"}
 PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_silhouettes=0.5" for s in range(3)})
+PROBED.update({f"probe_comp_it{n}_s{s}.json": f"python train.py --vit_iters={n}" for n in (1200, 4800) for s in range(3)})
 LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")  # the natural sweep's models, LLM probed
 flags = lambda overrides: [f"--{k}={x!r}" for k, x in overrides.items()]  # as experiments.py passes a variant's
 PROBED.update({f"probe_natural_llm_{name}.json": " ".join(["python train.py config/natural.py"] + flags(o))
@@ -193,17 +194,18 @@ def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
 
 
 def table_unseen_pairs(seeds=(0, 1, 2)):
-    """The same probes, split by what is new about the object: a train-fitted reader fails where it sees it."""
-    pair = {s: (load(f"probe_comp_base_s{s}")["unseen_pairs"], load(f"probe_comp_sil_s{s}")["unseen_pairs"]) for s in seeds}
-    cols = [("low", "colour pair new", 0), ("low", "only texture pair new", 0), ("low", "neither", 0),
-            ("crops", "colour pair new", 0), ("crops", "only texture pair new", 0), ("crops", "neither", 0),
-            ("low", "colour pair new", 1)]
-    lines = [row(["seed"] + [f"{v}: {k}" + (", + silhouettes" if i else "") for v, k, i in cols]), row(["---"] * (1 + len(cols)))]
-    lines += [row([s] + [f3(rs[i][v][k]) for v, k, i in cols]) for s, rs in pair.items()]
-    lines.append(row(["mean ± sd"] + [pm([rs[i][v][k] for rs in pair.values()]) for v, k, i in cols]))
-    return lines + ["", "From the same files as the table above (`probe.py --split=compositional` prints it): the main "
-                        "level's shape probe, fitted on training scenes, on the object tokens of compositional scenes "
-                        "by what is new about their object (colour pair new: with or without a new texture pair)."]
+    """The same probes, split by what is new about the object, per stage 0: a train-fitted reader fails where it sees it."""
+    kinds = [(v, k) for v in ("low", "crops") for k in ("colour pair new", "only texture pair new", "neither")]
+    lines = [row(["stage 0 (3 seeds)"] + [f"{v}: {k}" for v, k in kinds]), row(["---"] * (1 + len(kinds)))]
+    for name, prefix in (("as today (2400 steps)", "base"), ("+ silhouettes", "sil"), ("1200 steps", "it1200"),
+                         ("4800 steps", "it4800")):
+        rs = [load(f"probe_comp_{prefix}_s{s}")["unseen_pairs"] for s in seeds]
+        lines.append(row([name] + [pm([r[v][k] for r in rs]) for v, k in kinds]))
+    return lines + ["", "From results/probe_comp_*_s*.json (`probe.py --split=compositional` prints it): stage 0 only, "
+                        "as the table above, and with `--vit_iters=1200` or `4800` (`--out_dir=out/it1200S0` ..., then "
+                        "the same probe into probe_comp_it1200_s0.json ...). The main level's shape probe, fitted on "
+                        "training scenes, on the object tokens of compositional scenes by what is new about their "
+                        "object (colour pair new: with or without a new texture pair)."]
 
 
 def table_busy():
