@@ -201,7 +201,7 @@ def by_unseen_pair(vit, train, test, level, steps=50, l2=1e-3):
         m, mt = in_view(v, view), in_view(vt, view)
         for name, sel in (("colour pair new", kind % 2 == 1), ("only texture pair new", kind == 2), ("neither", kind == 0)):
             out.setdefault(view, {})[name] = fit_probe(f[m], y["shape"][m], ft[mt & sel], yt["shape"][mt & sel],
-                                                       len(SHAPES), steps, l2)
+                                                       len(SHAPES), steps, l2) if (mt & sel).any() else None  # none here
     return out
 
 
@@ -384,7 +384,8 @@ def main(argv):
     if c["split"] == "compositional" and c["fit_split"] == "train":
         out["unseen_pairs"] = by_unseen_pair(vit, train, test, main_level, c["steps"], c["l2"])
         print(f"\nshape at the main level, by what is new about the object (train-fitted probe): " + "; ".join(
-            f"{view}: " + ", ".join(f"{k} {a:.3f}" for k, a in r.items()) for view, r in out["unseen_pairs"].items()))
+            f"{view}: " + ", ".join(f"{k} {'-' if a is None else f'{a:.3f}'}" for k, a in r.items())
+            for view, r in out["unseen_pairs"].items()))
     if c["llm"]:
         try:
             model = load_model(c["ckpt"], data_keys=())[0]

@@ -164,3 +164,5 @@ def test_unseen_pairs_sort_the_compositional_tokens_by_what_is_new(monkeypatch):
                 kind = "colour pair new" if "colour" in new else "only texture pair new" if new else "neither"
                 want["low" if v == 0 else "crops"][kind] += 1
     assert got == want and all(n > 0 for r in want.values() for n in r.values())
+    one = make_split("compositional", 1, max_objects=1, image_size=48)  # one object: two groups are empty
+    assert list(probe_py.by_unseen_pair(vit, train, one, level=0)["low"].values()).count(None) == 2  # not a NaN
