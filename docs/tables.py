@@ -232,7 +232,7 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
           "natural_llm": table_llm, "silhouettes": table_silhouettes,
-          "unseen_pairs": table_unseen_pairs,
+          "unseen_pairs": table_unseen_pairs, "it4800": lambda: table_seeds("it4800"),
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
