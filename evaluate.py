@@ -222,8 +222,8 @@ def error_analysis(rows, records, train_records=()):
         ok = pred == normalise(row["answer"])
         o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
         cols = ["1 object" if len(objects) == 1 else "2+ objects"]
-        if o is not None and R.held_out_pair(o):  # compositional: is a red circle harder than a striped one?
-            cols += [f"unseen {k}-shape pair" for k in ("colour", "texture") if (o["shape"], o[k]) in R.HELD_OUT_PAIRS]
+        if o is not None:  # compositional: is a red circle harder than a striped one?
+            cols += [f"unseen {k}-shape pair" for k in R.unseen_pairs(o)]
         if len(objects) > 1:  # binding: which object is meant matters only where there is a choice
             cols += [f"2+, named by {named}"] if named else []
             cols += [f"2+, {o['size']}"] if o is not None else []

@@ -38,7 +38,7 @@ from checkpoint import check_result_path, load_checkpoint, load_model, provenanc
 from configurator import check_ranges, configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
-from data.shapes.render import COLOURS, HELD_OUT_PAIRS, POSITIONS, SHAPES, TEXTURES
+from data.shapes.render import COLOURS, POSITIONS, SHAPES, TEXTURES, unseen_pairs
 from drawing import check_image_path, draw_levels
 from fusion import make_views
 from machine import use_threads
@@ -81,14 +81,17 @@ def owners(masks, n_side):
 
 
 def labels(owner, records):
-    """owner (M, 5, N) -> {attribute: (M, 5, N) class index}, -1 where no object owns the token."""
+    """owner (M, 5, N) -> {attribute: (M, 5, N) class index}, -1 where no object owns the token; and
+    'unseen': what training never shows about the object (1: its colour-shape pair, 2: its texture-shape pair, 3: both)."""
     M = len(records)
+    of = {a: (lambda o, a=a, classes=classes: classes.index(o[a])) for a, classes in CLASSES.items()}
+    of["unseen"] = lambda o: sum({"colour": 1, "texture": 2}[a] for a in unseen_pairs(o))
     out = {}
-    for a, classes in CLASSES.items():
-        table = np.full((M, 10), -1)                      # column k + 1: the class of object k
+    for a, value in of.items():
+        table = np.full((M, 10), -1)                      # column k + 1: the label of object k
         for i, r in enumerate(records):
             for k, o in enumerate(r["objects"]):
-                table[i, k + 1] = classes.index(o[a])
+                table[i, k + 1] = value(o)
         out[a] = np.take_along_axis(table, owner.reshape(M, -1), 1).reshape(owner.shape)
     return out
 
@@ -165,12 +168,21 @@ def chance_of(y, v, yt, vt):
             for view, attributes in PROBES.items() for a in attributes}
 
 
-def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
-    """train, test: (images, masks, records) of the shapes data. Fits a probe per level, view and
-    attribute. Returns ({level: {'view/attribute': {'acc', 'var_share'}}}, {'view/attribute': chance})."""
+def object_tokens(vit, train, test, depth):
+    """train, test: (images, masks, records) of the shapes data -> for each, the labels, views and
+    features ({level: (T, C)}) of its object tokens: what the probes are fitted on and scored on."""
     n_side = vit.config.image_size // vit.config.patch_size
-    (keep, y, v), (keep_t, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
-    f, ft = object_features(vit, train[0], keep, depth), object_features(vit, test[0], keep_t, depth)
+    out = []
+    for images, masks, records in (train, test):
+        keep, y, v = object_labels(masks, records, n_side)
+        out.append((y, v, object_features(vit, images, keep, depth)))
+    return out
+
+
+def probe_levels(tokens, steps=50, l2=1e-3):
+    """tokens: object_tokens(...). Fits a probe per level, view and attribute. Returns
+    ({level: {'view/attribute': {'acc', 'var_share'}}}, {'view/attribute': chance})."""
+    (y, v, f), (yt, vt, ft) = tokens
     results, chance = {level: {} for level in f}, chance_of(y, v, yt, vt)
     for view, attributes in PROBES.items():
         m, mt = in_view(v, view), in_view(vt, view)
@@ -183,23 +195,17 @@ def probe_levels(vit, train, test, depth, steps=50, l2=1e-3):
     return results, chance
 
 
-def by_unseen_pair(vit, train, test, level, steps=50, l2=1e-3):
+def by_unseen_pair(tokens, level, steps=50, l2=1e-3):
     """Compositional scenes: the train-fitted shape probe at one level, per view, on the object tokens
     whose colour-shape pair training never shows, whose texture-shape pair only it never shows, and
     the rest ({view: {kind: acc}}). A reader that learned colour or texture as evidence about shape fails
     where it can see that attribute: the low view blends texture away (the README's picture)."""
-    n_side = vit.config.image_size // vit.config.patch_size
-    (keep, y, v), (keep_t, yt, vt) = (object_labels(m, r, n_side) for _, m, r in (train, test))
-    f, ft = (object_features(vit, d[0], k, level + 1)[str(level)] for d, k in ((train, keep), (test, keep_t)))
-    owner, table = owners(test[1], n_side), np.zeros((len(test[2]), 10), dtype=np.int64)
-    for i, r in enumerate(test[2]):
-        for k, o in enumerate(r["objects"]):  # 1: a new colour pair, 2: a new texture pair, 3: both
-            table[i, k + 1] = sum(b for b, a in ((1, "colour"), (2, "texture")) if (o["shape"], o[a]) in HELD_OUT_PAIRS)
-    kind = torch.from_numpy(np.take_along_axis(table, owner.reshape(len(table), -1), 1).reshape(owner.shape)[keep_t])
+    (y, v, f), (yt, vt, ft) = tokens
+    f, ft, new = f[str(level)], ft[str(level)], yt["unseen"]
     out = {}
     for view in PROBES:
         m, mt = in_view(v, view), in_view(vt, view)
-        for name, sel in (("colour pair new", kind % 2 == 1), ("only texture pair new", kind == 2), ("neither", kind == 0)):
+        for name, sel in (("colour pair new", new % 2 == 1), ("only texture pair new", new == 2), ("neither", new == 0)):
             out.setdefault(view, {})[name] = fit_probe(f[m], y["shape"][m], ft[mt & sel], yt["shape"][mt & sel],
                                                        len(SHAPES), steps, l2) if (mt & sel).any() else None  # none here
     return out
@@ -366,7 +372,8 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"probe.py: {e}")
     depth = main_level + 1  # the blocks above the main level are never read, and stage 0 never trains them
-    results, chance = probe_levels(vit, train, test, depth, c["steps"], c["l2"])
+    tokens = object_tokens(vit, train, test, depth)
+    results, chance = probe_levels(tokens, c["steps"], c["l2"])
 
     print(f"{c['ckpt']}: ViT {vit.config.n_layer} blocks, width {vit.config.n_embd}, main level {main_level}; "
           f"fitted on {len(train[0])} {c['fit_split']} / scored on {len(test[0])} {c['split']} scenes ({source})")
@@ -382,7 +389,7 @@ def main(argv):
             row(tag(level), [r[k][field] for k in keys])
     out = {"levels": results, "chance": chance}
     if c["split"] == "compositional" and c["fit_split"] == "train":
-        out["unseen_pairs"] = by_unseen_pair(vit, train, test, main_level, c["steps"], c["l2"])
+        out["unseen_pairs"] = by_unseen_pair(tokens, main_level, c["steps"], c["l2"])
         print(f"\nshape at the main level, by what is new about the object (train-fitted probe): " + "; ".join(
             f"{view}: " + ", ".join(f"{k} {'-' if a is None else f'{a:.3f}'}" for k, a in r.items())
             for view, r in out["unseen_pairs"].items()))

@@ -63,7 +63,7 @@ def test_a_level_that_is_the_patch_pixels_knows_the_colour():
         vit.pos_embed.zero_()
     train = make_split("train", 100, max_objects=2, image_size=48)
     test = make_split("val", 40, max_objects=2, image_size=48)
-    results, chance = probe_levels(vit, train, test, depth=1, steps=20)
+    results, chance = probe_levels(probe_py.object_tokens(vit, train, test, depth=1), steps=20)
     assert set(results) == {"embed", "0"} and set(chance) == KEYS
     assert results["embed"]["low/colour"]["acc"] == 1.0
     assert results["embed"]["low/colour"]["var_share"] > 0.3 and chance["low/colour"] < 0.5
@@ -154,7 +154,7 @@ def test_unseen_pairs_sort_the_compositional_tokens_by_what_is_new(monkeypatch):
     vit = ViT(ViTConfig(image_size=24, patch_size=4, n_layer=1, n_head=2, n_embd=16))
     train, test = make_split("train", 20, image_size=48), make_split("compositional", 30, max_objects=3, image_size=48)
     monkeypatch.setattr(probe_py, "fit_probe", lambda x, y, x_test, y_test, *args: len(y_test))  # count, not fit
-    got = probe_py.by_unseen_pair(vit, train, test, level=0)
+    got = probe_py.by_unseen_pair(probe_py.object_tokens(vit, train, test, depth=1), level=0)
     want = {view: {"colour pair new": 0, "only texture pair new": 0, "neither": 0} for view in PROBES}
     for i, views in enumerate(owners(test[1], 6)):
         for v, tokens in enumerate(views):
@@ -165,4 +165,5 @@ def test_unseen_pairs_sort_the_compositional_tokens_by_what_is_new(monkeypatch):
                 want["low" if v == 0 else "crops"][kind] += 1
     assert got == want and all(n > 0 for r in want.values() for n in r.values())
     one = make_split("compositional", 1, max_objects=1, image_size=48)  # one object: two groups are empty
-    assert list(probe_py.by_unseen_pair(vit, train, one, level=0)["low"].values()).count(None) == 2  # not a NaN
+    tokens = probe_py.object_tokens(vit, train, one, depth=1)
+    assert list(probe_py.by_unseen_pair(tokens, level=0)["low"].values()).count(None) == 2  # not a NaN

@@ -257,9 +257,14 @@ HELD_OUT_PAIRS = [("circle", "red"), ("square", "green"), ("triangle", "blue"), 
                   ("circle", "striped"), ("square", "checked"), ("triangle", "dotted")]
 
 
+def unseen_pairs(o):
+    """The attributes ('colour', 'texture') whose pair with object o's shape training never shows."""
+    return [a for a in ("colour", "texture") if (o["shape"], o[a]) in HELD_OUT_PAIRS]
+
+
 def held_out_pair(o):
     """True if object o has a shape x colour or shape x texture pair that training never shows."""
-    return (o["shape"], o["colour"]) in HELD_OUT_PAIRS or (o["shape"], o["texture"]) in HELD_OUT_PAIRS
+    return bool(unseen_pairs(o))
 
 
 def referent(o, objects, exclude=None):
