@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from checkpoint import check_result_path, provenance, write_json
+from checkpoint import check_result_path, exit_in_one_line, provenance, write_json
 from configurator import check_ranges, configure_or_exit
 from evaluate import measure_peak_flops
 from llm import GPTConfig
@@ -194,4 +194,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    exit_in_one_line("bench.py")  # Ctrl-C, a kill, a full disk: one line, not a traceback
     main(sys.argv[1:])

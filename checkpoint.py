@@ -1,6 +1,7 @@
 """
 Checkpoints: written atomically, read safely, with one-line errors a user can act on.
 """
+import atexit
 import errno
 import json
 import os
@@ -126,7 +127,9 @@ def claim_out_dir(out_dir, new_run):
     """One run per out_dir: an exclusive lock on out_dir/.lock, held by the returned open file until
     the process ends (a kill releases it too); a ValueError if another process holds it, or if
     out_dir cannot be written. A new run (not a resume) then moves an earlier run aside
-    (move_aside). Returns (lock, what moved)."""
+    (move_aside). Returns (lock, what moved). A folder this makes and the run leaves empty (refused
+    on a later check, stopped before its first file) goes again at exit."""
+    made = not os.path.isdir(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
         lock = open(os.path.join(out_dir, ".lock"), "w")
@@ -141,10 +144,21 @@ def claim_out_dir(out_dir, new_run):
     except BlockingIOError:
         lock.close()
         raise ValueError(f"another train.py is running in out_dir={out_dir}: wait for it, or use another --out_dir") from None
+    if made:
+        atexit.register(drop_if_unused, out_dir)
     for name in os.listdir(out_dir):  # temporary files of a killed run (ours are written under the lock)
         if name.endswith(".tmp"):
             os.remove(os.path.join(out_dir, name))
     return lock, move_aside(out_dir) if new_run else {}
+
+
+def drop_if_unused(out_dir):
+    try:
+        if os.listdir(out_dir) == [".lock"]:
+            os.remove(os.path.join(out_dir, ".lock"))
+            os.rmdir(out_dir)
+    except OSError:  # gone already, or another run came
+        pass
 
 
 def move_aside(out_dir):

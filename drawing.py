@@ -9,6 +9,7 @@ import os
 from PIL import Image, ImageDraw
 
 from checkpoint import check_result_path
+from data.shapes.prepare import write_atomic
 
 # matplotlib's tab20 order, then black: neighbours differ, so a legend reads without a key
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -62,8 +63,10 @@ def legend(d, x, y, entries):
 
 
 def save(img, path):
+    """Written atomically, as every result file: a kill leaves the previous picture or the new one."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    img.save(path)
+    kind = Image.registered_extensions().get(os.path.splitext(path)[1].lower(), "PNG")
+    write_atomic(path, lambda f: img.save(f, format=kind))
 
 
 # -----------------------------------------------------------------------------

@@ -327,4 +327,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from checkpoint import exit_in_one_line
+    exit_in_one_line("evaluate.py")  # Ctrl-C, a kill, a full disk: one line, not a traceback
     main(sys.argv[1:])

@@ -25,9 +25,10 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from checkpoint import provenance, write_json
+from checkpoint import exit_in_one_line, provenance, write_json
 from configurator import configure_or_exit
 from drawing import COLOURS, canvas, dashed, legend, save, y_axis
 from machine import use_threads
@@ -46,6 +47,7 @@ markdown = False         # also print the table in Markdown, with paraphrase and
 
 config = {k: v for k, v in globals().items() if not k.startswith("_") and type(v) in (int, str, list, bool, type(None))}
 n_threads = None  # each training's thread count, chosen once per sweep by main(); None: train.py chooses
+children, stopping = set(), threading.Event()  # the train.py processes running now; set once the sweep is stopped
 
 # (group, name, train.py overrides). 'sparsecut' is the main job's model (config/shapes_cpu.py).
 SPARSECUT = dict(fusion="concat", shortcut="sparse", density=2, order="u")
@@ -114,7 +116,15 @@ def run(out_dir, overrides, log, done="results.json"):
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(n_threads)} if n_threads else {}))  # one count for the sweep
     with open(log, "a") as f:  # a continued run's log follows the first part's
-        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
+        if stopping.is_set():  # not started: the sweep is being stopped
+            sys.exit("experiments.py: stopped")
+        child = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        children.add(child)
+        if stopping.is_set():  # stopped while it started
+            child.terminate()
+        code = child.wait()
+        children.discard(child)
+        if code:
             sys.exit(f"experiments.py: the run in {out_dir} failed; see {log}")
     results = finished(out_dir, "results.json")
     return results or None  # max_iters=0: stage 0 only
@@ -183,6 +193,20 @@ def main(argv):
     todo = [(g, n, o) for g, n, o in variants if not wanted or g in wanted or n in wanted]
     os.makedirs(out, exist_ok=True)
     pool = ThreadPoolExecutor(jobs)  # each worker waits on one train.py process
+    try:
+        return sweep(pool, todo)
+    except KeyboardInterrupt:  # Ctrl-C or a kill: no run starts after it, the running ones stop
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in list(children):
+            child.terminate()  # SIGTERM: train.py stops as on Ctrl-C, its last checkpoint kept
+        for child in list(children):
+            child.wait()
+        sys.exit("experiments.py: interrupted; the same command continues the sweep (finished runs are "
+                 "skipped, cut-off ones resume from their last checkpoint)")
+
+
+def sweep(pool, todo):
     if any(not STAGE0_KEYS & set(o) for _, _, o in todo):  # stage 0 once per seed, shared by the runs that can
         print("stage 0 (one ViT per seed, shared by the variants):")
         list(pool.map(stage0, seeds))
@@ -231,4 +255,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    exit_in_one_line("experiments.py")  # a kill stops the sweep as Ctrl-C does; a full disk is one line
     main(sys.argv[1:])

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import check_result_path, load_checkpoint, load_model, provenance, write_json
+from checkpoint import check_result_path, exit_in_one_line, load_checkpoint, load_model, provenance, write_json
 from configurator import check_ranges, configure_or_exit
 from data.batches import to_float
 from data.shapes.prepare import load_split, make_split
@@ -419,4 +419,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    exit_in_one_line("probe.py")  # Ctrl-C, a kill, a full disk: one line, not a traceback
     main(sys.argv[1:])

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import torch
 
-from checkpoint import check_device, load_model
+from checkpoint import check_device, exit_in_one_line, load_model
 from configurator import configure_or_exit
 from data.batches import to_float
 from data.llava import load_image
@@ -233,4 +233,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    exit_in_one_line("sample.py")  # Ctrl-C, a kill, a full disk: one line, not a traceback
     main(sys.argv[1:])

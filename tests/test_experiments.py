@@ -1,5 +1,8 @@
 """experiments.py end to end on a tiny config: shared stage 0, the table, resumability, --only."""
 import json
+import os
+
+import pytest
 
 from tests.forkserver import run
 from tests.test_train import TINY
@@ -40,3 +43,44 @@ def test_experiments_train_each_variant_once_and_tabulate(tmp_path):
 def test_experiments_reject_unknown_variants(tmp_path):
     r = experiments(tmp_path, "--only=nonsense")
     assert r.returncode != 0 and "unknown --only ['nonsense']" in r.stderr
+
+
+def test_ctrl_c_stops_the_running_trainings_and_starts_no_other(tmp_path):
+    """SIGINT to the sweep alone (the terminal's Ctrl-C also reaches the trainings; a kill does not):
+    the running trainings stop, the queued ones never start, and one line says how to continue."""
+    import signal, subprocess, sys, time
+    launcher = (  # a background job ignores SIGINT: restore it; each training is a stand-in that waits
+        "import signal, subprocess, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import runpy\n"
+        "real = subprocess.Popen\n"
+        "def training(cmd, **kw):\n"
+        "    mark = cmd[-1].split('=', 1)[1].strip(\"'\") + '.started'\n"
+        "    code = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(60)'\n"
+        "    return real([sys.executable, '-c', code, mark], **kw)\n"
+        "subprocess.Popen = training\n"
+        "runpy.run_path('experiments.py', run_name='__main__')\n")
+    out = tmp_path / "exp"
+    p = subprocess.Popen([sys.executable, "-c", launcher, "--only=baseline,concat", "--seeds=[0,1]", "--max_iters=1",
+                          "--jobs=2", f"--out={out}", "--plot=''"], stderr=subprocess.PIPE, text=True)
+    started = lambda: sorted(f.name for f in tmp_path.rglob("*.started"))
+    for _ in range(300):  # both stage-0 trainings (one per seed) running
+        if len(started()) == 2 and all((out / f).read_text() for f in started()):
+            break
+        time.sleep(0.1)
+    assert started() == ["vit-s0.started", "vit-s1.started"]
+    pids = [int((out / f).read_text()) for f in started()]
+    p.send_signal(signal.SIGINT)
+    try:
+        err = p.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    assert p.returncode != 0 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("experiments.py: interrupted; the same command continues")
+    for pid in pids:  # stopped and reaped: no training left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    time.sleep(1)
+    assert started() == ["vit-s0.started", "vit-s1.started"]  # no variant run started after it
+    assert not (out / "vit-s0" / "DONE").exists()  # a stage 0 cut off is not marked finished

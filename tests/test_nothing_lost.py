@@ -265,13 +265,30 @@ def test_experiments_rerun_an_unreadable_result_and_resume_a_cut_run(tmp_path, m
     (out / "ckpt.pt").write_bytes(b"")
     commands = []
 
-    def train_py(cmd, **kw):
-        commands.append(cmd)
-        (out / "results.json").write_text('{"vqa": {"overall": 0.5}}')
-        return type("Done", (), {"returncode": 0})()
-    monkeypatch.setattr(experiments.subprocess, "run", train_py)
+    class TrainPy:
+        def __init__(self, cmd, **kw):
+            commands.append(cmd)
+            (out / "results.json").write_text('{"vqa": {"overall": 0.5}}')
+
+        def wait(self):
+            return 0
+    monkeypatch.setattr(experiments.subprocess, "Popen", TrainPy)
     assert experiments.run(str(out), {"fusion": "mlp"}, str(tmp_path / "log")) == {"vqa": {"overall": 0.5}}
     assert "results.json is unreadable (JSONDecodeError): running it again" in capsys.readouterr().out
     assert len(commands) == 1 and commands[0][-1] == "--init_from='resume'"
     assert experiments.run(str(out), {"fusion": "mlp"}, str(tmp_path / "log")) == {"vqa": {"overall": 0.5}}
     assert len(commands) == 1  # done: skipped
+
+
+def test_a_refused_run_leaves_no_folder(tmp_path):
+    """A folder claimed and left empty (a setting refused after the claim) goes at exit; one that
+    holds a file, or that was there before, stays."""
+    import subprocess, sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    claim = "import sys; from checkpoint import claim_out_dir; lock = claim_out_dir(sys.argv[1], True)[0]; "
+    for name, then in (("refused", "sys.exit('refused')"), ("wrote", "open(sys.argv[1] + '/log.jsonl', 'w')")):
+        subprocess.run([sys.executable, "-c", claim + then, str(tmp_path / name)], cwd=root, check=name == "wrote")
+    (tmp_path / "there").mkdir()
+    subprocess.run([sys.executable, "-c", claim + "sys.exit('refused')", str(tmp_path / "there")], cwd=root)
+    assert sorted(os.listdir(tmp_path)) == ["there", "wrote"]
+    assert sorted(os.listdir(tmp_path / "wrote")) == [".lock", "log.jsonl"]
