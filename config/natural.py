@@ -9,3 +9,4 @@ exec(open(os.path.join(os.path.dirname(__file__), "shapes_cpu.py")).read())
 out_dir = "out/natural"
 question_types = ["colour", "shape", "count", "position", "texture"]  # as measured: no 'absent' (the main job asks it since)
 vit_crop_targets = ["shape"]  # the only change: no colour/texture targets anywhere in stage 0
+vit_iters, max_iters = 2400, 5000  # as measured: the main job's recipe then (it has a longer stage 0 since)
