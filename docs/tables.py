@@ -29,7 +29,8 @@ TYPES = ["colour", "shape", "count", "position", "texture"]
 PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe table reads
           "probe_detail.json": "python train.py config/detail_at_depth.py",
           "probe_natural.json": "python train.py config/natural.py"}
-PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_silhouettes=0.5" for s in range(3)})
+PROBED.update({f"probe_comp_base_s{s}.json": "python train.py --vit_iters=2400" for s in range(3)})  # stage 0 before 4800
+PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_iters=2400 --vit_silhouettes=0.5" for s in range(3)})
 PROBED.update({f"probe_comp_it{n}_s{s}.json": f"python train.py --vit_iters={n}" for n in (1200, 4800) for s in range(3)})
 LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")  # the natural sweep's models, LLM probed
 flags = lambda overrides: [f"--{k}={x!r}" for k, x in overrides.items()]  # as experiments.py passes a variant's
@@ -181,13 +182,13 @@ def table_silhouettes(seeds=(0, 1, 2), keys=("low/shape", "crops/shape")):
     """Stage 0 with and without silhouette views: the main level's shape probe on compositional scenes."""
     pair = {s: (load(f"probe_comp_base_s{s}"), load(f"probe_comp_sil_s{s}")) for s in seeds}
     main = lambda r: r["levels"][str(r["main_level"])]
-    lines = [row(["seed"] + [f"{k}, {w}" for k in keys for w in ("stage 0 as today", "+ silhouettes")]),
+    lines = [row(["seed"] + [f"{k}, {w}" for k in keys for w in ("stage 0 of 2400 steps", "+ silhouettes")]),
              row(["---"] * (1 + 2 * len(keys)))]
     lines += [row([s] + [f3(main(r)[k]["acc"]) for k in keys for r in rs]) for s, rs in pair.items()]
     lines.append(row(["mean ± sd"] + [pm([main(rs[i])[k]["acc"] for rs in pair.values()]) for k in keys for i in (0, 1)]))
     base, sil = pair[seeds[0]]
     return lines + ["", f"From results/probe_comp_base_s*.json and probe_comp_sil_s*.json: for seed 0, "
-                        f"`python train.py --max_iters=0 --seed=0 --out_dir=out/baseS0` (stage 0 only) and the same with "
+                        f"`python train.py --max_iters=0 --seed=0 --vit_iters=2400 --out_dir=out/baseS0` (stage 0 only) and the same with "
                         f"`--vit_silhouettes=0.5 --out_dir=out/silS0`, then `{base['run']['command']}` and likewise "
                         f"on out/silS0; seeds 1 and 2 likewise (commit {base['run']['commit']}); chance "
                         f"{f3(base['chance']['low/shape'])} / {f3(base['chance']['crops/shape'])}."]
@@ -197,8 +198,8 @@ def table_unseen_pairs(seeds=(0, 1, 2)):
     """The same probes, split by what is new about the object, per stage 0: a train-fitted reader fails where it sees it."""
     kinds = [(v, k) for v in ("low", "crops") for k in ("colour pair new", "only texture pair new", "neither")]
     lines = [row(["stage 0 (3 seeds)"] + [f"{v}: {k}" for v, k in kinds]), row(["---"] * (1 + len(kinds)))]
-    for name, prefix in (("as today (2400 steps)", "base"), ("+ silhouettes", "sil"), ("1200 steps", "it1200"),
-                         ("4800 steps", "it4800")):
+    for name, prefix in (("1200 steps", "it1200"), ("2400 steps", "base"), ("2400 steps + silhouettes", "sil"),
+                         ("4800 steps (today)", "it4800")):
         rs = [load(f"probe_comp_{prefix}_s{s}")["unseen_pairs"] for s in seeds]
         lines.append(row([name] + [pm([r[v][k] for r in rs]) for v, k in kinds]))
     return lines + ["", "From results/probe_comp_*_s*.json (`probe.py --split=compositional` prints it): stage 0 only, "
@@ -232,7 +233,7 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
           "natural_llm": table_llm, "silhouettes": table_silhouettes,
-          "unseen_pairs": table_unseen_pairs, "it4800": lambda: table_seeds("it4800"),
+          "unseen_pairs": table_unseen_pairs,
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
