@@ -1,6 +1,7 @@
-# The natural setting: the main job's recipe with one change, stage 0 is never told about colour or
-# texture. Low views learn what and where (shape, cell, centre, as in the main job); crops learn
-# shape only (the main job's crops also learn colour and texture). No invariance term: whatever
+# The natural setting: the main job's recipe as it was measured (2400 stage-0 steps, 5000 text
+# steps) with one change, stage 0 is never told about colour or texture. Low views learn what and
+# where (shape, cell, centre, as in the main job); crops learn shape only (the main job's crops
+# also learn colour and texture). No invariance term: whatever
 # detail the main level keeps or loses, it keeps or loses by itself (unlike config/detail_at_depth.py,
 # which makes it drop colour and texture on purpose). What the shortcuts are worth here, and what
 # each level knows: docs/FINDINGS.md "The natural setting" (results/natural_*.json, probe_natural.json).
