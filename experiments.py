@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checkpoint import exit_in_one_line, provenance, write_json
@@ -198,8 +199,12 @@ def main(argv):
     except KeyboardInterrupt:  # Ctrl-C or a kill: no run starts after it, the running ones stop
         stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.time() + 3  # Ctrl-C reached them too: they stop by themselves; a kill of the sweep did not
         for child in list(children):
-            child.terminate()  # SIGTERM: train.py stops as on Ctrl-C, its last checkpoint kept
+            try:
+                child.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                child.terminate()  # SIGTERM: train.py stops as on Ctrl-C, its last checkpoint kept
         for child in list(children):
             child.wait()
         sys.exit("experiments.py: interrupted; the same command continues the sweep (finished runs are "
