@@ -24,7 +24,7 @@ shortcut = "sparse"
 density = 2
 order = "u"
 # stage 0 (ViT alone), then frozen + cached; stage 1 merged into stage 2 (our LLM is not pretrained)
-vit_iters = 4800  # 2400: per-token shape .97, 4800: .99; surer shape keeps every seed a good model (docs/FINDINGS.md)
+vit_iters = 4800  # 2400: per-token shape .97, 4800: .99; with 4000 text steps, the same minutes, better on nine seeds (docs/FINDINGS.md)
 vit_targets = ["shape", "cell", "centre"]            # low views: what is here, and where
 vit_crop_targets = ["shape", "colour", "texture"]    # crops: what is here, and its fine detail
 vit_crops = 0.5
