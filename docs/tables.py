@@ -94,7 +94,7 @@ def table_main():
     lines = [row(["", "accuracy", "majority answer"]), row(["---", "---", "---"])]
     lines += [row([t, f3(h[t]), f3(m.get(t))]) for t in TYPES]
     lines += [row(["**overall**", f"**{f3(h['overall'])}**", f3(m.get("overall"))])]
-    lines += [row(["nothing there (own row, not in overall)", f3(h["absent"]), f3(m.get("absent"))])] if h["absent"] else []
+    lines += [row(["nothing there (own row, not in overall)", f3(h["absent"]), f3(m.get("absent"))])] if h["absent"] is not None else []
     lines += [row([k, f3(h[k]), ""]) for k in ("1 object", "2+ objects") if k in h]
     lines += [row(["paraphrase (held-out wordings)", f3(h["paraphrase"]), ""]),
               row(["compositional (unseen colour-shape pairs)", f3(h["compositional"]), ""]),
@@ -108,7 +108,7 @@ def table_seeds(prefix="main"):
         raise FileNotFoundError(f"no results/{prefix}_s*.json: see results/README.md for the command")
     per = {s: headline(r) for s, r in runs.items()}
     cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
-    cols += ["absent"] if all(h["absent"] for h in per.values()) else []
+    cols += ["absent"] if all(h["absent"] is not None for h in per.values()) else []
     lines = [row(["seed", "threads"] + cols), row(["---"] * (len(cols) + 2))]
     lines += [row([s, runs[s]["run"]["threads"]] + [f3(h.get(c)) for c in cols]) for s, h in per.items()]
     lines += [row(["mean ± sd", ""] + [pm([h[c] for h in per.values()]) for c in cols])]
@@ -262,8 +262,8 @@ def values():
             out[f"{prefix}_seeds.mean"] = pm(ov)
             comp = [r["compositional"]["overall"] for r in runs.values()]
             out[f"{prefix}_seeds.compositional"] = f"{f3(min(comp))}-{f3(max(comp))}"
-            absent = [r["vqa"]["absent"] for r in runs.values() if "absent" in r["vqa"]]
-            if len(absent) == len(runs):
+            absent = [headline(r)["absent"] for r in runs.values()]
+            if None not in absent:
                 out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"
     return out
 
