@@ -22,6 +22,7 @@ from data.batches import to_float
 from data.metrics import OWN_ROW, caption_f1, majority_baseline, normalise, vqa_accuracy
 from data.prompt import answer_of, caption_prompt, vqa_prompt
 from data.shapes import render as R
+from data.shapes import questions as Q
 
 
 @torch.no_grad()
@@ -237,8 +238,8 @@ def error_analysis(rows, records, train_records=()):
         others = {p[t] for p in objects if p is not o and t in p} - {row["answer"]}
         kind = ("another object's" if pred in others else f"another {t}" if pred in values[t] else f"not a {t}")
         if t == "absent":  # did it miss what is there, or see what is not?
-            kind = "'nothing' for a real one" if pred == R.NOTHING else "a value where nothing is" if \
-                row["answer"] == R.NOTHING else "another value"
+            kind = "'nothing' for a real one" if pred == Q.NOTHING else "a value where nothing is" if \
+                row["answer"] == Q.NOTHING else "another value"
         wrong[t][kind] += 1
     return {"accuracy": {t: {c: (sum(h) / len(h), len(h)) for c, h in cols.items()} for t, cols in acc.items()},
             "wrong": {t: dict(k) for t, k in wrong.items()},

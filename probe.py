@@ -26,7 +26,6 @@ Data: data_dir's splits if there are any, else small splits generated in memory 
 checkpoint's data settings.
 """
 import json as json_module  # `json` is the name of a setting here
-import os
 import sys
 import time
 
@@ -390,7 +389,7 @@ def main(argv):
     out = {"levels": results, "chance": chance}
     if c["split"] == "compositional" and c["fit_split"] == "train":
         out["unseen_pairs"] = by_unseen_pair(tokens, main_level, c["steps"], c["l2"])
-        print(f"\nshape at the main level, by what is new about the object (train-fitted probe): " + "; ".join(
+        print("\nshape at the main level, by what is new about the object (train-fitted probe): " + "; ".join(
             f"{view}: " + ", ".join(f"{k} {'-' if a is None else f'{a:.3f}'}" for k, a in r.items())
             for view, r in out["unseen_pairs"].items()))
     if c["llm"]:

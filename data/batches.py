@@ -41,10 +41,10 @@ def check_data(cfg):
     """A one-line ValueError for data settings no run can train on, before any data is made or read."""
     if cfg["data"] != "shapes":
         return  # own data: its questions have no types, every one is asked
-    from data.shapes.prepare import R, check_settings
+    from data.shapes.prepare import Q, check_settings
     check_settings(cfg["min_objects"], cfg["max_objects"], cfg["question_types"], cfg["image_size"])
     if not cfg["question_types"]:  # prepare.py reads [] as every type; training would ask no question at all
-        raise ValueError(f"question_types=[] asks no questions: give some of {R.QUESTION_TYPES}")
+        raise ValueError(f"question_types=[] asks no questions: give some of {Q.QUESTION_TYPES}")
 
 
 def load_dataset(cfg, say=print):

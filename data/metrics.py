@@ -9,6 +9,7 @@ import re
 import sys
 
 from data.shapes import render as R
+from data.shapes import questions as Q
 
 
 def normalise(answer):
@@ -111,6 +112,6 @@ if __name__ == "__main__":
                 for t in counts}
     print("| type | questions | majority answer (train) | majority baseline (test) |")
     print("|---|---|---|---|")
-    for t in [t for t in R.QUESTION_TYPES if t in counts] + ["overall"]:
+    for t in [t for t in Q.QUESTION_TYPES if t in counts] + ["overall"]:
         n = counts[t] if t in counts else sum(v for k, v in counts.items() if k not in OWN_ROW)
         print(f"| {t} | {n} | {majority.get(t, '')} | {base[t]:.3f} |")

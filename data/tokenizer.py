@@ -84,18 +84,19 @@ def training_text(n_scenes=4000, seed=0):
     """The text the model trains on: prompts and answers of generated train scenes."""
     from data.prompt import answer_text, caption_prompt, vqa_prompt
     from data.shapes import render as R
+    from data.shapes import questions as Q
     rng = np.random.default_rng([seed, 0])
     # 'absent' came after the committed merges: new merges would renumber the tokens of every trained
     # model, so its one new word ('nothing') is spelt in 4 tokens, like any text the merges never saw
-    types = [t for t in R.QUESTION_TYPES if t != "absent"]
+    types = [t for t in Q.QUESTION_TYPES if t != "absent"]
     lines = []
     for _ in range(n_scenes):
         objects = R.sample_scene(rng, 1, 4)
-        lines.append(caption_prompt() + answer_text(R.caption(objects)))
+        lines.append(caption_prompt() + answer_text(Q.caption(objects)))
         for held_out in (False, True):  # the held-out wordings too: their words are single tokens like the rest
-            lines += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in R.questions(objects, rng, types, held_out=held_out)]
+            lines += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in Q.questions(objects, rng, types, held_out=held_out)]
     # every word the generator can use, so rare ones (counts up to nine) also get their own token
-    lines.append(" ".join(R.SHAPES + list(R.COLOURS) + R.SIZES + R.TEXTURES + R.POSITIONS + R.NUMBERS))
+    lines.append(" ".join(R.SHAPES + list(R.COLOURS) + R.SIZES + R.TEXTURES + R.POSITIONS + Q.NUMBERS))
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import pytest
 from data import llava, metrics
 from data.prompt import caption_prompt, encode_example, vqa_prompt
 from data.shapes import render as R
+from data.shapes import questions as Q
 from data.shapes.prepare import ensure_prepared, load_split, make_split, prepare
 from data.tokenizer import get_tokenizer
 
@@ -111,7 +112,7 @@ RELATION = {"left of": lambda a, b: a["col"] < b["col"], "right of": lambda a, b
 
 def parse(question, objects):
     """A generated question, in any of its wordings -> (answer worked out from the scene graph
-    without render.py, the object asked about or None)."""
+    without questions.py, the object asked about or None)."""
     at = {o["position"]: o for o in objects}
 
     def named(ref):  # 'the object at the top left', 'in the centre', 'the red circle'; None: nothing there
@@ -131,7 +132,7 @@ def parse(question, objects):
                     r"find the (.+): which cell is it in\?"):
         if m := re.fullmatch(pattern, question):
             o = named("the " + m.group(1))
-            return (o["position"], o) if o else (R.NOTHING, None)
+            return (o["position"], o) if o else (Q.NOTHING, None)
     for pattern in (r"(?:what is written|what number is|which digit is|what digit is written|read the number"
                     r"|which digit can you read|say which digit is) on (.+)[?.]", r"what does (.+) say\?"):
         if m := re.fullmatch(pattern, question):
@@ -156,7 +157,7 @@ def parse(question, objects):
         if m := re.fullmatch(pattern, question):
             o, attr = named(m.group(2)), ATTR[m.group(1)]
             if o is None:
-                return R.NOTHING, None
+                return Q.NOTHING, None
             assert o[attr] not in m.group(2).split(), question  # the question must not give its answer away
             return o[attr], o
     raise AssertionError(f"unrecognised question {question!r}")
@@ -175,7 +176,7 @@ def test_answers_agree_with_scene_graph(splits):
                 assert recompute(q["question"], r["objects"]) == q["answer"], (r["id"], q)
                 assert 1 <= len(q["answer"].split()) <= 2
                 seen.add(q["type"])
-    assert seen == set(R.QUESTION_TYPES)
+    assert seen == set(Q.QUESTION_TYPES)
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +200,17 @@ def test_every_wording_is_answered_from_the_scene_graph(many):
 
 
 def template_pattern(template):
-    words = "|".join(w for ws in R.ATTRIBUTE_WORDS.values() for w in ws)
+    words = "|".join(w for ws in Q.ATTRIBUTE_WORDS.values() for w in ws)
     pattern = re.escape(template).replace(r"\{attr\}", f"(?:{words})").replace(r"\{where\}", "(?:at|in) the [a-z ]+")
     return re.compile(re.sub(r"\\\{\w+\\\}", ".+", pattern))
 
 
 def test_held_out_wordings_never_in_training_text(many):
-    trained = [t for ts in R.PHRASINGS.values() for t in ts]
-    held = [t for ts in R.HELD_OUT_PHRASINGS.values() for t in ts]
+    trained = [t for ts in Q.PHRASINGS.values() for t in ts]
+    held = [t for ts in Q.HELD_OUT_PHRASINGS.values() for t in ts]
     assert not set(trained) & set(held)
     # at least one held-out wording per type ('absent' is worded as the types it asks about)
-    assert set(R.HELD_OUT_PHRASINGS) | {"absent"} == set(R.QUESTION_TYPES)
+    assert set(Q.HELD_OUT_PHRASINGS) | {"absent"} == set(Q.QUESTION_TYPES)
     held_re, trained_re = [template_pattern(t) for t in held], [template_pattern(t) for t in trained]
     for split, records in many.items():
         for r in records:
@@ -254,7 +255,7 @@ def test_answers_are_balanced():
               "texture": 4 / 13, "text": 1 / 10, "relation": 1 / 2, "existence": 1 / 2, "absent": 1 / 2}
     for t, c in chance.items():
         assert base[t] < c + 0.06, (t, base[t])
-    absent = [q["answer"] == R.NOTHING for r in records for q in r["qa"] if q["type"] == "absent"]
+    absent = [q["answer"] == Q.NOTHING for r in records for q in r["qa"] if q["type"] == "absent"]
     assert 0.45 < sum(absent) / len(absent) < 0.55  # half about nothing: "nothing" to all scores about .5
 
 
@@ -273,10 +274,10 @@ def test_caption_parser_recovers_scene(splits):
             assert metrics.caption_f1(r["caption"], r["objects"]) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
     objects = next(r["objects"] for r in splits["val"][2] if len(r["objects"]) == 2)
     other = next(c for c in R.COLOURS if c != objects[0]["colour"])
-    wrong = R.caption([{**objects[0], "colour": other}] + objects[1:])  # one wrong colour
+    wrong = Q.caption([{**objects[0], "colour": other}] + objects[1:])  # one wrong colour
     n = len(metrics.caption_pairs(objects))
     assert metrics.caption_f1(wrong, objects)["precision"] == pytest.approx((n - 1) / n)
-    assert metrics.caption_f1(R.caption(objects[:1]), objects)["recall"] < 1  # a missing object
+    assert metrics.caption_f1(Q.caption(objects[:1]), objects)["recall"] < 1  # a missing object
     assert metrics.caption_f1("", objects)["f1"] == 0
 
 
@@ -412,8 +413,8 @@ def test_rewording_the_questions_leaves_every_image_as_it_was(monkeypatch):
     valid when the wordings change (docs/FINDINGS.md: Wordings)."""
     types = ["colour", "shape", "count", "position", "texture"]
     images, _, records = make_split("train", 30, max_objects=2, question_types=types)
-    monkeypatch.setitem(R.PHRASINGS, "attribute", R.PHRASINGS["attribute"][:2])  # fewer wordings, other draws
-    monkeypatch.setitem(R.PHRASINGS, "count", ["how many objects are there?"])
+    monkeypatch.setitem(Q.PHRASINGS, "attribute", Q.PHRASINGS["attribute"][:2])  # fewer wordings, other draws
+    monkeypatch.setitem(Q.PHRASINGS, "count", ["how many objects are there?"])
     images2, _, records2 = make_split("train", 30, max_objects=2, question_types=types)
     assert [r["qa"] for r in records] != [r["qa"] for r in records2]  # the questions did change ...
     assert np.array_equal(images, images2)                            # ... the images did not

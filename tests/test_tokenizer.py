@@ -7,6 +7,7 @@ import pytest
 from data import tokenizer
 from data.prompt import answer_text, caption_prompt, vqa_prompt
 from data.shapes import render as R
+from data.shapes import questions as Q
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def test_round_trip_on_all_generated_text(no_network):
     texts = []
     for _ in range(300):
         objects = R.sample_scene(rng, 1, 9)
-        texts.append(caption_prompt() + answer_text(R.caption(objects)))
-        texts += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in R.questions(objects, rng)]
+        texts.append(caption_prompt() + answer_text(Q.caption(objects)))
+        texts += [vqa_prompt(q["question"]) + answer_text(q["answer"]) for q in Q.questions(objects, rng)]
     for t in texts:
         assert tokenizer.decode(tokenizer.encode(t)) == t
     # our words are single tokens: short contexts (a 4-object caption prompt fits in 48 tokens)

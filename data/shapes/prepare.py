@@ -28,6 +28,7 @@ except ImportError:
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data.shapes import render as R
+from data.shapes import questions as Q
 
 SPLITS = ["train", "val", "test", "compositional"]
 # Each split owns a fixed slice of the scene-hash space, so no scene can be in two splits and
@@ -45,9 +46,9 @@ def check_settings(min_objects, max_objects, question_types, image_size):
         raise ValueError(f"image_size must be even and >= 48 (the low view is image_size/2), got {image_size}")
     if isinstance(question_types, str):
         raise ValueError(f"question_types must be a list of types, got the string {question_types!r}")
-    bad = [t for t in question_types or [] if t not in R.QUESTION_TYPES]
+    bad = [t for t in question_types or [] if t not in Q.QUESTION_TYPES]
     if bad:
-        raise ValueError(f"unknown question types {bad}; valid: {R.QUESTION_TYPES}")
+        raise ValueError(f"unknown question types {bad}; valid: {Q.QUESTION_TYPES}")
 
 
 def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=None, image_size=64):
@@ -70,10 +71,10 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
         target = new[qrng.integers(len(new))] if compositional else None  # ... and is asked about it
         i = len(records)
         images[i], masks[i] = R.render(objects, image_size)
-        records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": R.caption(objects),
-                        "qa": R.questions(objects, qrng, question_types, target=target)})
+        records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": Q.caption(objects),
+                        "qa": Q.questions(objects, qrng, question_types, target=target)})
         if split == "test":  # the same kinds of question, worded as training never words them
-            records[-1]["qa_paraphrase"] = R.questions(objects, qrng, question_types, held_out=True)
+            records[-1]["qa_paraphrase"] = Q.questions(objects, qrng, question_types, held_out=True)
     return images, masks, records
 
 
@@ -124,7 +125,7 @@ def settings(n_train=20000, n_val=1000, n_test=1000, seed=0, min_objects=1, max_
              question_types=None, image_size=64):
     return {"version": R.VERSION, "n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": seed,
             "min_objects": min_objects, "max_objects": max_objects,
-            "question_types": list(question_types or R.QUESTION_TYPES), "image_size": image_size}
+            "question_types": list(question_types or Q.QUESTION_TYPES), "image_size": image_size}
 
 
 def read_meta(out_dir):
