@@ -209,6 +209,23 @@ def table_unseen_pairs(seeds=(0, 1, 2)):
                         "object (colour pair new: with or without a new texture pair)."]
 
 
+COMPOSITIONAL_VARIANTS = [("main job: 2 shortcuts, one fusion", "main"), ("2 shortcuts, a fusion each", "own"),
+                          ("4 shortcuts, a fusion each", "d4own")]
+
+
+def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "2+ objects", "paraphrase")):
+    """The main job's recipe with other shortcuts and fusions, on the same stage-0 ViTs (paired by seed)."""
+    lines = [row(["variant", f"compositional, seeds {' / '.join(map(str, seeds))}"] + [{"absent": "nothing there"}.get(c, c) for c in cols]),
+             row(["---"] * (2 + len(cols)))]
+    for name, prefix in COMPOSITIONAL_VARIANTS:
+        h = [headline(family(prefix)[s]) for s in seeds]
+        lines.append(row([name, " / ".join(f3(x["compositional"]) for x in h)] + [pm([x[c] for x in h]) for c in cols]))
+    r = family("d4own")[seeds[0]]
+    return lines + ["", f"From results/main_s*.json, own_s*.json and d4own_s*.json: for seed {seeds[0]}, "
+                        f"`{r['run']['command']}` (commit {r['run']['commit']}; `--vit_init`: the stage-0 ViT of "
+                        f"main_s{seeds[0]}, so each seed's variants read the same ViT), and without `--density=4` for "
+                        f"own_s{seeds[0]}; the other seeds likewise."]
+
 def table_busy():
     r, q = load("busy"), load("busy_quiet")
     lines = [row(["beside", "seconds (median)", "x quiet", "goal", "threads chosen", "highest MFU shown"]), row(["---"] * 6)]
@@ -233,7 +250,7 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
           "natural_llm": table_llm, "silhouettes": table_silhouettes,
-          "unseen_pairs": table_unseen_pairs,
+          "unseen_pairs": table_unseen_pairs, "fusions": table_fusions,
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
