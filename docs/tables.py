@@ -229,6 +229,7 @@ def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "
                         f"own_s{seeds[0]}; `{q['run']['command']}` (commit {q['run']['commit']}: a stage 0 of its own); "
                         f"the other seeds likewise."]
 
+
 def table_busy():
     r, q = load("busy"), load("busy_quiet")
     lines = [row(["beside", "seconds (median)", "x quiet", "goal", "threads chosen", "highest MFU shown"]), row(["---"] * 6)]
