@@ -64,15 +64,16 @@ def view_targets(masks, records, n_side, low_targets, crop_targets):
     return {k: v for k, v in t.items() if k in low_targets + crop_targets}
 
 
-def recolour_lowpass(images, masks, records, rng):
-    """The invariance partner of each image: every object in a random palette colour, then each
-    2x2 pixel block replaced by its mean (texture and digits gone). (B, H, W, 3) uint8 -> same."""
-    from data.shapes.render import COLOURS
-    palette = np.array(list(COLOURS.values()), dtype=np.int16)                  # (6, 3)
+def recolour_lowpass(images, masks, records, rng, held_out=True):
+    """The invariance partner of each image: every object in a random palette colour (held_out=False:
+    never one that makes a held-out pair with its shape, so that no training view shows a red circle),
+    then each 2x2 pixel block replaced by its mean (texture and digits gone). (B, H, W, 3) uint8 -> same."""
+    from data.shapes.render import COLOURS, HELD_OUT_PAIRS
     delta = np.zeros((len(images), 10, 3), dtype=np.int16)                      # per object index + 1
     for i, r in enumerate(records):
         for k, o in enumerate(r["objects"]):
-            delta[i, k + 1] = palette[rng.integers(len(palette))] - np.array(COLOURS[o["colour"]])
+            ok = [c for c in COLOURS if held_out or (o["shape"], c) not in HELD_OUT_PAIRS]
+            delta[i, k + 1] = np.array(COLOURS[ok[rng.integers(len(ok))]]) - np.array(COLOURS[o["colour"]])
     x = images.astype(np.int16) + np.take_along_axis(delta, masks.reshape(len(images), -1, 1).astype(np.int64),
                                                      axis=1).reshape(images.shape)
     B, H, W, C = x.shape
@@ -97,7 +98,8 @@ def pick_views(images, view):
 class Stage0(nn.Module):
     """The ViT up to the main level, with one linear head per target on every token."""
 
-    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0, silhouettes=0.0):
+    def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0, silhouettes=0.0,
+                 recolour_held_out=True):
         super().__init__()
         self.vit = vit
         self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
@@ -106,6 +108,7 @@ class Stage0(nn.Module):
         self.level = {k: detail_level if k in DETAIL and detail_level is not None else self.main_level
                       for k in self.heads}
         self.invariance, self.adversary, self.silhouettes = invariance, adversary, silhouettes
+        self.recolour_held_out = recolour_held_out  # the invariance partner's colours (recolour_lowpass)
         self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
                                           if k in targets and adversary})
         for block in vit.blocks[self.main_level + 1:]:
@@ -202,7 +205,8 @@ def scene_task(stage0, train, val, train_ix, low_targets, crop_targets, crops, b
         if stage0.invariance:
             rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
             partner = pick_views(to_float(recolour_lowpass(images, train.masks[train_ix[ix.numpy()]],
-                                                           [records[i] for i in ix.tolist()], rng)), view).to(device)
+                                                           [records[i] for i in ix.tolist()], rng,
+                                                           stage0.recolour_held_out)), view).to(device)
         # the heads first learn what is where; then the main level is asked, ever more, to drop the
         # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
         return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * ramp_steps)))[1]

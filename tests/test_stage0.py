@@ -33,6 +33,19 @@ def test_partner_has_new_colours_and_no_texture(scenes):
     assert changed > 0
 
 
+
+def test_partner_never_shows_a_held_out_pair_unless_allowed():
+    """recolour_held_out=False (train.py's vit_recolour_held_out): no partner object is recoloured into a
+    held-out pair (a red circle: training must never show one); the default may, as detail_at_depth ran."""
+    images, masks, records = make_split("train", 200, seed=0, min_objects=1, max_objects=2, question_types=["count"])
+    by_rgb = {tuple(c): name for name, c in R.COLOURS.items()}
+    for held_out in (True, False):
+        out = recolour_lowpass(images, masks, records, np.random.default_rng(0), held_out)
+        pairs = {(o["shape"], by_rgb[tuple(out[i][masks[i] == k + 1][0])])
+                 for i, r in enumerate(records) for k, o in enumerate(r["objects"])}
+        assert bool(pairs & set(R.HELD_OUT_PAIRS)) == held_out
+        assert len(pairs) >= 20  # every other shape-colour pair still occurs
+
 def test_silhouettes_keep_the_outline_and_nothing_else(scenes):
     images, masks, records = scenes
     out = silhouettes(images, masks)
