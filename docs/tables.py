@@ -211,7 +211,8 @@ def table_unseen_pairs(seeds=(0, 1, 2)):
 
 COMPOSITIONAL_VARIANTS = [("main job: 2 shortcuts, one fusion", "main"), ("2 shortcuts, a fusion each", "own"),
                           ("4 shortcuts, a fusion each", "d4own"),
-                          ("4 shortcuts, a fusion each; crops told shape only", "d4own_shapecrops")]
+                          ("4 shortcuts, a fusion each; crops told shape only", "d4own_shapecrops"),
+                          ("2 shortcuts, a fusion each; a main level blind to colour and texture", "blind_own")]
 
 
 def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "2+ objects", "paraphrase")):
@@ -222,12 +223,13 @@ def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "
         h = [headline(family(prefix)[s]) for s in seeds]
         lines.append(row([name, " / ".join(f3(x["compositional"]) for x in h)] + [pm([x[c] for x in h]) for c in cols]))
     r = family("d4own")[seeds[0]]
-    q = family("d4own_shapecrops")[seeds[0]]
-    return lines + ["", f"From results/main_s*.json, own_s*.json, d4own_s*.json and d4own_shapecrops_s*.json: for seed "
-                        f"{seeds[0]}, `{r['run']['command']}` (commit {r['run']['commit']}; `--vit_init`: the stage-0 ViT "
-                        f"of main_s{seeds[0]}, so these variants read the same ViT), and without `--density=4` for "
-                        f"own_s{seeds[0]}; `{q['run']['command']}` (commit {q['run']['commit']}: a stage 0 of its own); "
-                        f"the other seeds likewise."]
+    q, b = family("d4own_shapecrops")[seeds[0]], family("blind_own")[seeds[0]]
+    return lines + ["", f"From results/main_s*.json, own_s*.json, d4own_s*.json, d4own_shapecrops_s*.json and "
+                        f"blind_own_s*.json: for seed {seeds[0]}, `{r['run']['command']}` (commit {r['run']['commit']}; "
+                        f"`--vit_init`: the stage-0 ViT of main_s{seeds[0]}, so these variants read the same ViT), and "
+                        f"without `--density=4` for own_s{seeds[0]}; with a stage 0 of their own, "
+                        f"`{q['run']['command']}` (commit {q['run']['commit']}) and `{b['run']['command']}` (commit "
+                        f"{b['run']['commit']}); the other seeds likewise."]
 
 
 def table_busy():
