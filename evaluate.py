@@ -21,8 +21,8 @@ import torch
 from data.batches import to_float
 from data.metrics import OWN_ROW, caption_f1, majority_baseline, normalise, vqa_accuracy
 from data.prompt import answer_of, caption_prompt, vqa_prompt
-from data.shapes import render as R
 from data.shapes import questions as Q
+from data.shapes import render as R
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
 - `invariance`: weight of a term asking the main level to give the same tokens for the view and
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
+  `recolour_held_out=False` keeps that recolouring off the held-out pairs (no red circle in training).
 - `silhouettes`: share of views in which every object is one flat grey (no colour, texture or
   digit), with the shape and where targets only: shape then has to be read from the outline, not
   from the colour or texture it came with in training (the held-out pairs of the compositional split).

@@ -8,8 +8,8 @@ import collections
 import re
 import sys
 
-from data.shapes import render as R
 from data.shapes import questions as Q
+from data.shapes import render as R
 
 
 def normalise(answer):

@@ -83,8 +83,8 @@ def train_bpe(text, vocab_size=VOCAB_SIZE):
 def training_text(n_scenes=4000, seed=0):
     """The text the model trains on: prompts and answers of generated train scenes."""
     from data.prompt import answer_text, caption_prompt, vqa_prompt
-    from data.shapes import render as R
     from data.shapes import questions as Q
+    from data.shapes import render as R
     rng = np.random.default_rng([seed, 0])
     # 'absent' came after the committed merges: new merges would renumber the tokens of every trained
     # model, so its one new word ('nothing') is spelt in 4 tokens, like any text the merges never saw

@@ -9,8 +9,8 @@ import pytest
 
 from data import llava, metrics
 from data.prompt import caption_prompt, encode_example, vqa_prompt
-from data.shapes import render as R
 from data.shapes import questions as Q
+from data.shapes import render as R
 from data.shapes.prepare import ensure_prepared, load_split, make_split, prepare
 from data.tokenizer import get_tokenizer
 

@@ -33,7 +33,6 @@ def test_partner_has_new_colours_and_no_texture(scenes):
     assert changed > 0
 
 
-
 def test_partner_never_shows_a_held_out_pair_unless_allowed():
     """recolour_held_out=False (train.py's vit_recolour_held_out): no partner object is recoloured into a
     held-out pair (a red circle: training must never show one); the default may, as detail_at_depth ran."""
@@ -45,6 +44,7 @@ def test_partner_never_shows_a_held_out_pair_unless_allowed():
                  for i, r in enumerate(records) for k, o in enumerate(r["objects"])}
         assert bool(pairs & set(R.HELD_OUT_PAIRS)) == held_out
         assert len(pairs) >= 20  # every other shape-colour pair still occurs
+
 
 def test_silhouettes_keep_the_outline_and_nothing_else(scenes):
     images, masks, records = scenes

@@ -6,8 +6,8 @@ import pytest
 
 from data import tokenizer
 from data.prompt import answer_text, caption_prompt, vqa_prompt
-from data.shapes import render as R
 from data.shapes import questions as Q
+from data.shapes import render as R
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ except ImportError:
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.shapes import render as R
 from data.shapes import questions as Q
+from data.shapes import render as R
 
 SPLITS = ["train", "val", "test", "compositional"]
 # Each split owns a fixed slice of the scene-hash space, so no scene can be in two splits and
