@@ -83,7 +83,7 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
-vit_recolour_held_out = True  # its partner may recolour an object into a held-out pair (a red circle); False: never
+vit_recolour_held_out = True  # the invariance partner may recolour an object into a held-out pair (a red circle); False: never
 vit_adversary = 0.0     # weight of the main level's colour/texture confusion term (stage0.py)
 vit_silhouettes = 0.0   # share of stage-0 views drawn as flat grey outlines, asked shape and place only (stage0.py)
 vit_mask = 0.25         # own data (no scene graph): share of low-view tokens the label-free stage 0 blanks
