@@ -189,8 +189,7 @@ def asked_about(question, objects):
     large circle'; the attributes it uses)."""
     q = question.lower().rstrip("?. ")
     for o in objects:
-        where = "in the centre" if o["position"] == "centre" else "at the " + o["position"]
-        if f" {where} " in f" {q} ":
+        if f" {Q.at(o['position'])} " in f" {q} ":
             return o, ("position" if " object " in q or " thing " in q else "short")
     words = [w for w in re.findall(r"[a-z]+", q) if w in VALUES]
     fits = [o for o in objects if all(o[VALUES[w]] == w for w in words)]

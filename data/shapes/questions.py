@@ -16,13 +16,18 @@ ABSENT_KINDS = ["colour", "shape", "texture", "position"]
 NOTHING = "nothing"
 
 
+def at(position):
+    """'at the top left', 'in the centre': a position as the text says it."""
+    return "in the centre" if position == "centre" else "at the " + position
+
+
 def describe(o, with_position=True):
     """'large red striped circle marked 7 at the top left' (solid is the unsaid default)."""
     words = [o["size"], o["colour"]] + ([o["texture"]] if o["texture"] != "solid" else []) + [o["shape"]]
     if "text" in o:
         words += ["marked", o["text"]]
     if with_position:
-        words += ["in the centre"] if o["position"] == "centre" else ["at the " + o["position"]]
+        words.append(at(o["position"]))
     return " ".join(words)
 
 
@@ -114,14 +119,11 @@ def ask(qtype, objects, rng, held_out=False, target=None):
     def pick(xs):
         return xs[rng.integers(len(xs))]
 
-    def where(o):
-        return "in the centre" if o["position"] == "centre" else "at the " + o["position"]
-
     def name(o, exclude=None):  # by position or, half the time where there is one, by a unique description
         desc = referent(o, objects, exclude)
         if desc and rng.random() < 0.5:
             return "the " + desc
-        return f"the {pick(['object', 'thing'])} {where(o)}"
+        return f"the {pick(['object', 'thing'])} {at(o['position'])}"
 
     if qtype not in QUESTION_TYPES:
         raise ValueError(f"unknown question type {qtype!r}; valid: {QUESTION_TYPES}")
@@ -140,7 +142,7 @@ def ask(qtype, objects, rng, held_out=False, target=None):
     if qtype in ATTRIBUTE_WORDS:
         o = target if target is not None else pick(objects)
         ref = "" if "{where}" in template else name(o, exclude=qtype)
-        return template.format(attr=pick(ATTRIBUTE_WORDS[qtype]), ref=ref, where=where(o)), o[qtype]
+        return template.format(attr=pick(ATTRIBUTE_WORDS[qtype]), ref=ref, where=at(o["position"])), o[qtype]
     if qtype == "text":
         marked = [o for o in objects if "text" in o]
         if not marked:
@@ -200,10 +202,7 @@ def nothing_there(kind, template, objects, rng):
     empty = [p for p in POSITIONS if p not in {o["position"] for o in objects}]
     if not empty and "{where}" in template:  # every cell taken (9 objects): ask by description
         template = PHRASINGS["attribute"][0]
-    where = ""
-    if empty:
-        place = pick(empty)
-        where = "in the centre" if place == "centre" else "at the " + place
+    where = at(pick(empty)) if empty else ""
     descs = missing(objects, kind)
     if not empty and not descs:
         return None  # every cell taken, every description there: this scene cannot have one
