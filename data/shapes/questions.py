@@ -113,41 +113,42 @@ DESCRIPTIONS = [["shape"], ["colour"], ["size"], ["texture"], ["colour", "shape"
                 ["size", "colour", "texture"], ["size", "colour", "texture", "shape"]]
 
 
+def pick(xs, rng):
+    return xs[rng.integers(len(xs))]
+
+
 def ask(qtype, objects, rng, held_out=False, target=None):
     """One (question, answer) of the given type, or None if the scene cannot have one.
     held_out: word it with a held-out phrasing. target: ask about this object where the type allows."""
-    def pick(xs):
-        return xs[rng.integers(len(xs))]
-
     def name(o, exclude=None):  # by position or, half the time where there is one, by a unique description
         desc = referent(o, objects, exclude)
         if desc and rng.random() < 0.5:
             return "the " + desc
-        return f"the {pick(['object', 'thing'])} {at(o['position'])}"
+        return f"the {pick(['object', 'thing'], rng)} {at(o['position'])}"
 
     if qtype not in QUESTION_TYPES:
         raise ValueError(f"unknown question type {qtype!r}; valid: {QUESTION_TYPES}")
     absent = qtype == "absent"
     if absent:
-        qtype = pick(ABSENT_KINDS)
+        qtype = pick(ABSENT_KINDS, rng)
         if rng.random() < 0.5:  # the half about a real object: that kind's own question
             return ask(qtype, objects, rng, held_out, target)
     if held_out:
-        template = pick(HELD_OUT_PHRASINGS[qtype])
+        template = pick(HELD_OUT_PHRASINGS[qtype], rng)
     else:
-        template = pick(PHRASINGS["attribute"] + PHRASINGS.get(qtype, []) if qtype in ATTRIBUTE_WORDS else PHRASINGS[qtype])
+        template = pick(PHRASINGS["attribute"] + PHRASINGS.get(qtype, []) if qtype in ATTRIBUTE_WORDS else PHRASINGS[qtype], rng)
     if absent:
         q = nothing_there(qtype, template, objects, rng)
         return q and (q, NOTHING)
     if qtype in ATTRIBUTE_WORDS:
-        o = target if target is not None else pick(objects)
+        o = target if target is not None else pick(objects, rng)
         ref = "" if "{where}" in template else name(o, exclude=qtype)
-        return template.format(attr=pick(ATTRIBUTE_WORDS[qtype]), ref=ref, where=at(o["position"])), o[qtype]
+        return template.format(attr=pick(ATTRIBUTE_WORDS[qtype], rng), ref=ref, where=at(o["position"])), o[qtype]
     if qtype == "text":
         marked = [o for o in objects if "text" in o]
         if not marked:
             return None
-        o = target if target is not None and "text" in target else pick(marked)
+        o = target if target is not None and "text" in target else pick(marked, rng)
         return template.format(ref=name(o)), o["text"]
     if qtype == "count":
         return template, NUMBERS[len(objects)]
@@ -155,7 +156,7 @@ def ask(qtype, objects, rng, held_out=False, target=None):
         named = [o for o in objects if referent(o, objects)]
         if not named:
             return None
-        o = target if target is not None and referent(target, objects) else pick(named)
+        o = target if target is not None and referent(target, objects) else pick(named, rng)
         return template.format(desc=referent(o, objects)), o["position"]
     if qtype == "relation":
         answer = "yes" if rng.random() < 0.5 else "no"
@@ -168,14 +169,14 @@ def ask(qtype, objects, rng, held_out=False, target=None):
         if not pairs:
             return None
         a, rel, b = pairs[rng.integers(len(pairs))]
-        return template.format(a=referent(a, objects), rel=pick(RELATIONS[rel][0]), b=referent(b, objects)), answer
+        return template.format(a=referent(a, objects), rel=pick(RELATIONS[rel][0], rng), b=referent(b, objects)), answer
     # existence
     if rng.random() < 0.5:
-        o = pick(objects)
+        o = pick(objects, rng)
         c, s, answer = o["colour"], o["shape"], "yes"
     else:
         present = {(o["colour"], o["shape"]) for o in objects}
-        c, s = pick([(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present])
+        c, s = pick([(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present], rng)
         answer = "no"
     return template.format(c=c, s=s, ss=s + ("es" if s.endswith("s") else "s")), answer
 
@@ -194,23 +195,20 @@ def missing(objects, exclude):
 def nothing_there(kind, template, objects, rng):
     """template, a wording of question type `kind`, asked about an empty place or a missing object
     (None if the scene has neither)."""
-    def pick(xs):
-        return xs[rng.integers(len(xs))]
-
     if kind == "position":
-        return template.format(desc=pick(missing(objects, None)))
+        return template.format(desc=pick(missing(objects, None), rng))
     empty = [p for p in POSITIONS if p not in {o["position"] for o in objects}]
     if not empty and "{where}" in template:  # every cell taken (9 objects): ask by description
         template = PHRASINGS["attribute"][0]
-    where = at(pick(empty)) if empty else ""
+    where = at(pick(empty, rng)) if empty else ""
     descs = missing(objects, kind)
     if not empty and not descs:
         return None  # every cell taken, every description there: this scene cannot have one
     if "{where}" in template or (empty and rng.random() < 0.5) or not descs:
-        ref = f"the {pick(['object', 'thing'])} {where}"
+        ref = f"the {pick(['object', 'thing'], rng)} {where}"
     else:
-        ref = "the " + pick(descs)
-    return template.format(attr=pick(ATTRIBUTE_WORDS[kind]), ref=ref, where=where)
+        ref = "the " + pick(descs, rng)
+    return template.format(attr=pick(ATTRIBUTE_WORDS[kind], rng), ref=ref, where=where)
 
 
 def questions(objects, rng, types=None, held_out=False, target=None):
