@@ -15,6 +15,8 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
   for the same view recoloured at random and 2x2 low-passed (texture gone). The main level then
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
   `recolour_held_out=False` keeps that recolouring off the held-out pairs (no red circle in training).
+  `invariance_share`: the share of each batch given a partner. The partner's pass through the ViT is
+  what the term costs (a step with every view partnered costs 2.1x one without).
 - `silhouettes`: share of views in which every object is one flat grey (no colour, texture or
   digit), with the shape and where targets only: shape then has to be read from the outline, not
   from the colour or texture it came with in training (the held-out pairs of the compositional split).
@@ -101,7 +103,7 @@ class Stage0(nn.Module):
     """The ViT up to the main level, with one linear head per target on every token."""
 
     def __init__(self, vit, targets, main_level, detail_level=None, invariance=0.0, adversary=0.0, silhouettes=0.0,
-                 recolour_held_out=True):
+                 recolour_held_out=True, invariance_share=1.0):
         super().__init__()
         self.vit = vit
         self.heads = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in N_CLASSES
@@ -111,14 +113,15 @@ class Stage0(nn.Module):
                       for k in self.heads}
         self.invariance, self.adversary, self.silhouettes = invariance, adversary, silhouettes
         self.recolour_held_out = recolour_held_out  # the invariance partner's colours (recolour_lowpass)
+        self.invariance_share = invariance_share    # the first share of each batch gets a partner: its pass is the cost
         self.adversaries = nn.ModuleDict({k: nn.Linear(vit.config.n_embd, N_CLASSES[k]) for k in DETAIL
                                           if k in targets and adversary})
         for block in vit.blocks[self.main_level + 1:]:
             block.requires_grad_(False)  # above the main level: never read, never trained
 
     def forward(self, x, targets=None, partner=None, ramp=1.0):
-        """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the same views recoloured and
-        low-passed (only with invariance); ramp scales the invariance and adversary terms.
+        """x (B, 3, S, S) views; targets {name: (B, N)}; partner: the first P <= B of the views recoloured
+        and low-passed (only with invariance); ramp scales the invariance and adversary terms.
         Returns ({name: (B, N, classes)}, loss or None)."""
         levels = self.vit(x, depth=self.main_level + 1)                     # each (B, N, Cv)
         logits = {k: head(levels[self.level[k]]) for k, head in self.heads.items()}
@@ -135,10 +138,10 @@ class Stage0(nn.Module):
             logp = F.log_softmax(F.linear(main[on], head.weight.detach(), head.bias.detach())[:, 1:].float(), -1)
             loss = loss - ramp * self.adversary * logp.mean()
         if self.invariance and partner is not None:
-            h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (B, N, Cv)
+            h2 = self.vit(partner, depth=self.main_level + 1)[-1]           # (P, N, Cv), P <= B
             # per channel, divided by its variance: a quiet channel counts as much as a loud one (a
             # linear probe standardises its inputs), and shrinking the features does not help
-            loss = loss + ramp * self.invariance * ((main - h2).pow(2) / main.detach().var(dim=(0, 1))).mean()
+            loss = loss + ramp * self.invariance * ((main[:len(h2)] - h2).pow(2) / main.detach().var(dim=(0, 1))).mean()
         return logits, loss
 
 
@@ -206,9 +209,10 @@ def scene_task(stage0, train, val, train_ix, low_targets, crop_targets, crops, b
         partner = None
         if stage0.invariance:
             rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=sampler)))
-            partner = pick_views(to_float(recolour_lowpass(images, train.masks[train_ix[ix.numpy()]],
-                                                           [records[i] for i in ix.tolist()], rng,
-                                                           stage0.recolour_held_out)), view).to(device)
+            P = max(1, round(stage0.invariance_share * batch_size))                    # views given a partner
+            partner = pick_views(to_float(recolour_lowpass(images[:P], train.masks[train_ix[ix[:P].numpy()]],
+                                                           [records[i] for i in ix[:P].tolist()], rng,
+                                                           stage0.recolour_held_out)), view[:P]).to(device)
         # the heads first learn what is where; then the main level is asked, ever more, to drop the
         # detail (at full weight from the start, 2 of 3 seeds stalled for half of stage 0)
         return net(x.to(device), y, partner, ramp=min(1.0, it / (0.5 * ramp_steps)))[1]

@@ -82,7 +82,7 @@ vit_targets = ["shape", "cell", "centre"]             # per-token targets of sta
 vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop has no cell/centre)
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
-vit_invariance = 0.0    # weight of the main level's colour/texture invariance term (stage0.py)
+vit_invariance, vit_invariance_share = 0.0, 1.0  # weight of the main level's colour/texture invariance term, share of views it is asked on (stage0.py)
 vit_recolour_held_out = True  # the invariance partner may recolour an object into a held-out pair (a red circle); False: never
 vit_adversary = 0.0     # weight of the main level's colour/texture confusion term (stage0.py)
 vit_silhouettes = 0.0   # share of stage-0 views drawn as flat grey outlines, asked shape and place only (stage0.py)
@@ -121,7 +121,7 @@ check_ranges(config, "train.py", at_least_1="batch_size vit_batch_size gradient_
              "eval_scenes n_train n_val n_test block_size patch_size n_layer n_head n_embd vit_n_layer vit_n_head vit_n_embd",
              at_least_0="max_iters vit_iters align_iters warmup_iters lr_decay_iters fusion_lr weight_decay grad_clip",
              positive="learning_rate vit_lr multi_weight",
-             fraction="caption_frac curriculum_frac vit_crops vit_silhouettes min_lr_ratio dropout", open_fraction="eval_fraction")
+             fraction="caption_frac curriculum_frac vit_crops vit_silhouettes vit_invariance_share min_lr_ratio dropout", open_fraction="eval_fraction")
 if image_size % 2 or image_size // 2 % patch_size:
     bad(f"image_size={image_size} must be even, and image_size/2 a multiple of patch_size={patch_size} (e.g. 64)")
 if init_from not in ("scratch", "resume") and not os.path.isfile(init_from):
@@ -298,7 +298,7 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 label_free = ds.train.masks is None  # your own data: no scene graph, so stage 0 predicts pixels (stage0.py)
 stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
           Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
-                 vit_adversary, vit_silhouettes, vit_recolour_held_out)).to(device)
+                 vit_adversary, vit_silhouettes, vit_recolour_held_out, vit_invariance_share)).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")

@@ -73,6 +73,35 @@ def test_silhouette_views_ask_shape_not_colour(scenes):
         assert net.heads["shape"].weight.grad.abs().sum() > 0
 
 
+def test_invariance_share_partners_the_first_views_only(scenes):
+    """invariance_share (train.py's vit_invariance_share): the first share of each batch gets a partner,
+    the one it gets when every view has one (the same random stream), and the term compares those only."""
+    from data.batches import Split
+    images, masks, records = scenes
+    split = Split(images, records, masks)
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=16, image_size=32, patch_size=8))
+    seen = {}
+    for share in (1.0, 0.25):
+        net = Stage0(vit, ["shape", "cell"], main_level=-1, invariance=1.0, invariance_share=share)
+        forward = net.forward
+
+        def spy(x, y=None, partner=None, ramp=1.0, share=share, forward=forward):
+            seen[share] = (x, partner)
+            return forward(x, y, partner, ramp)
+        net.forward = spy
+        loss, _ = scene_task(net, split, split, np.arange(8), ["shape", "cell"], ["shape"],
+                             crops=0.5, batch_size=16, ramp_steps=1, device="cpu", say=lambda m: None)
+        assert torch.isfinite(loss(net, torch.Generator().manual_seed(0), 1))
+    (x, every), (x4, first) = seen[1.0], seen[0.25]
+    assert torch.equal(x, x4) and len(every) == 16 and len(first) == 4
+    assert torch.equal(first, every[:4])
+    y = {"shape": torch.randint(0, 5, (16, 16)), "cell": torch.randint(0, 10, (16, 16))}
+    base = net.forward(x, y)[1]
+    assert torch.allclose(net.forward(x, y, partner=x[:4])[1], base)          # the same views: no cost
+    assert net.forward(x, y, partner=every[:4])[1] > base
+
+
 def test_targets_per_view(scenes):
     images, masks, records = scenes
     t = view_targets(masks, records, 8, ["shape", "cell", "centre"], ["shape", "colour"])
