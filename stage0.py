@@ -16,7 +16,7 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
   keeps meaning and loses detail: the premise of the paper's shortcuts, built by construction.
   `recolour_held_out=False` keeps that recolouring off the held-out pairs (no red circle in training).
   `invariance_share`: the share of each batch given a partner. The partner's pass through the ViT is
-  what the term costs (a step with every view partnered costs 2.1x one without).
+  what the term costs (a step with every view partnered costs about twice one without).
 - `silhouettes`: share of views in which every object is one flat grey (no colour, texture or
   digit), with the shape and where targets only: shape then has to be read from the outline, not
   from the colour or texture it came with in training (the held-out pairs of the compositional split).

@@ -120,7 +120,7 @@ def bad(msg):  # a setting a user got wrong: one line, before any data or model 
 check_ranges(config, "train.py", at_least_1="batch_size vit_batch_size gradient_accumulation_steps eval_interval "
              "eval_scenes n_train n_val n_test block_size patch_size n_layer n_head n_embd vit_n_layer vit_n_head vit_n_embd",
              at_least_0="max_iters vit_iters align_iters warmup_iters lr_decay_iters fusion_lr weight_decay grad_clip",
-             positive="learning_rate vit_lr multi_weight",
+             positive="learning_rate vit_lr multi_weight vit_invariance_share",
              fraction="caption_frac curriculum_frac vit_crops vit_silhouettes vit_invariance_share min_lr_ratio dropout", open_fraction="eval_fraction")
 if image_size % 2 or image_size // 2 % patch_size:
     bad(f"image_size={image_size} must be even, and image_size/2 a multiple of patch_size={patch_size} (e.g. 64)")

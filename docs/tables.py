@@ -252,6 +252,7 @@ def table_busy():
 
 
 TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
+          "blind_main": lambda: table_seeds("blind_main"),
           "bench": table_bench, "busy": table_busy, "probes": table_probes,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
           "natural_2000": lambda: table_experiments("natural_2000"),
