@@ -280,7 +280,7 @@ def values():
                 out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
                 out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
-    for prefix in ("main", "quicklab"):
+    for prefix in ("main", "quicklab", "blind_main"):
         runs = family(prefix)
         if runs:
             ov = [r["vqa"]["overall"] for r in runs.values()]
@@ -289,6 +289,7 @@ def values():
             out[f"{prefix}_seeds.mean"] = pm(ov)
             comp = [r["compositional"]["overall"] for r in runs.values()]
             out[f"{prefix}_seeds.compositional"] = f"{f3(min(comp))}-{f3(max(comp))}"
+            out[f"{prefix}_seeds.compositional_pm"] = pm(comp)
             absent = [headline(r)["absent"] for r in runs.values()]
             if None not in absent:
                 out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"
