@@ -71,12 +71,12 @@ def recolour_lowpass(images, masks, records, rng, held_out=True):
     """The invariance partner of each image: every object in a random palette colour (held_out=False:
     never one that makes a held-out pair with its shape, so that no training view shows a red circle),
     then each 2x2 pixel block replaced by its mean (texture and digits gone). (B, H, W, 3) uint8 -> same."""
-    from data.shapes.render import COLOURS, HELD_OUT_PAIRS
+    from data.shapes.render import COLOURS, HELD_OUT_PAIRS, pick
     delta = np.zeros((len(images), 10, 3), dtype=np.int16)                      # per object index + 1
     for i, r in enumerate(records):
         for k, o in enumerate(r["objects"]):
             ok = [c for c in COLOURS if held_out or (o["shape"], c) not in HELD_OUT_PAIRS]
-            delta[i, k + 1] = np.array(COLOURS[ok[rng.integers(len(ok))]]) - np.array(COLOURS[o["colour"]])
+            delta[i, k + 1] = np.array(COLOURS[pick(ok, rng)]) - np.array(COLOURS[o["colour"]])
     # in torch: numpy's mean over the 2x2 blocks cost as much as a whole stage-0 step
     B = len(images)
     x = torch.from_numpy(np.ascontiguousarray(images)).short() + torch.from_numpy(delta)[

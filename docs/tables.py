@@ -37,6 +37,7 @@ flags = lambda overrides: [f"--{k}={x!r}" for k, x in overrides.items()]  # as e
 PROBED.update({f"probe_natural_llm_{name}.json": " ".join(["python train.py config/natural.py"] + flags(o))
                for _, name, o in VARIANTS if name in LLM_PROBED})
 SIZES = ["image_size", "patch_size", "vit_n_layer", "vit_n_head", "vit_n_embd", "n_layer", "n_head", "n_embd", "gelu"]
+COLUMN_NAMES = {"absent": "nothing there"}  # headline keys as the tables head their columns
 
 
 def load(name):
@@ -110,7 +111,7 @@ def table_seeds(prefix="main"):
     cols = ["overall", "2+ objects", "paraphrase", "compositional", "shape", "position"]
     cols += ["absent"] if all(h["absent"] is not None for h in per.values()) else []
     lowest = {s: min(TYPES, key=h.get) for s, h in per.items()}  # the targets hold every type to .85
-    lines = [row(["seed", "threads"] + [{"absent": "nothing there"}.get(c, c) for c in cols] + ["lowest type"]),
+    lines = [row(["seed", "threads"] + [COLUMN_NAMES.get(c, c) for c in cols] + ["lowest type"]),
              row(["---"] * (len(cols) + 3))]
     lines += [row([s, runs[s]["run"]["threads"]] + [f3(h.get(c)) for c in cols] + [f"{f3(h[lowest[s]])} {lowest[s]}"])
               for s, h in per.items()]
@@ -220,7 +221,7 @@ COMPOSITIONAL_VARIANTS = [("main job: 2 shortcuts, one fusion", "main"), ("2 sho
 
 def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "2+ objects", "paraphrase")):
     """The main job's recipe with other shortcuts and fusions, on the same stage-0 ViTs (paired by seed)."""
-    lines = [row(["variant", f"compositional, seeds {' / '.join(map(str, seeds))}"] + [{"absent": "nothing there"}.get(c, c) for c in cols]),
+    lines = [row(["variant", f"compositional, seeds {' / '.join(map(str, seeds))}"] + [COLUMN_NAMES.get(c, c) for c in cols]),
              row(["---"] * (2 + len(cols)))]
     for name, prefix in COMPOSITIONAL_VARIANTS:
         h = [headline(family(prefix)[s]) for s in seeds]

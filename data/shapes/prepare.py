@@ -68,7 +68,7 @@ def make_split(split, n, seed=0, min_objects=1, max_objects=4, question_types=No
         new = [o for o in objects if R.held_out_pair(o)]
         if compositional and not new:
             continue  # every compositional scene shows at least one unseen pair ...
-        target = new[qrng.integers(len(new))] if compositional else None  # ... and is asked about it
+        target = R.pick(new, qrng) if compositional else None  # ... and is asked about it
         i = len(records)
         images[i], masks[i] = R.render(objects, image_size)
         records.append({"id": f"{split}-{i:05d}", "objects": objects, "caption": Q.caption(objects),

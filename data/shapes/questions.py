@@ -4,7 +4,7 @@ Captions and questions of a scene, all computed from its scene graph (render.py 
 Every question type has several wordings (PHRASINGS) and a few held out from training
 (HELD_OUT_PHRASINGS), so that the test can ask in words the model never saw together.
 """
-from data.shapes.render import COLOURS, HELD_OUT_PAIRS, POSITIONS, SHAPES
+from data.shapes.render import COLOURS, HELD_OUT_PAIRS, POSITIONS, SHAPES, pick
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 QUESTION_TYPES = ["colour", "shape", "count", "position", "size", "texture", "text", "relation", "existence", "absent"]
@@ -113,10 +113,6 @@ DESCRIPTIONS = [["shape"], ["colour"], ["size"], ["texture"], ["colour", "shape"
                 ["size", "colour", "texture"], ["size", "colour", "texture", "shape"]]
 
 
-def pick(xs, rng):
-    return xs[rng.integers(len(xs))]
-
-
 def ask(qtype, objects, rng, held_out=False, target=None):
     """One (question, answer) of the given type, or None if the scene cannot have one.
     held_out: word it with a held-out phrasing. target: ask about this object where the type allows."""
@@ -168,7 +164,7 @@ def ask(qtype, objects, rng, held_out=False, target=None):
                 pairs += [(a, rel, b) for rel, (_, holds) in RELATIONS.items() if holds(a, b) == (answer == "yes")]
         if not pairs:
             return None
-        a, rel, b = pairs[rng.integers(len(pairs))]
+        a, rel, b = pick(pairs, rng)
         return template.format(a=referent(a, objects), rel=pick(RELATIONS[rel][0], rng), b=referent(b, objects)), answer
     # existence
     if rng.random() < 0.5:

@@ -101,6 +101,11 @@ def held_out_pair(o):
     return bool(unseen_pairs(o))
 
 
+def pick(xs, rng):
+    """One of xs, uniformly (scene and question sampling draw every choice this way)."""
+    return xs[rng.integers(len(xs))]
+
+
 def sample_scene(rng, min_objects=1, max_objects=4, image_size=64, allow_held_out=False):
     """A random scene graph: a list of object dicts in reading order (by grid cell). An object with a
     held-out attribute pair (HELD_OUT_PAIRS, unless allow_held_out) or that is another's twin (same
@@ -120,16 +125,16 @@ def sample_scene(rng, min_objects=1, max_objects=4, image_size=64, allow_held_ou
         y0 = 2 * int(rng.integers(-(-y_lo // 2), max(y_hi // 2, -(-y_lo // 2)) + 1))
         while True:
             obj = {
-                "shape": SHAPES[rng.integers(len(SHAPES))],
-                "colour": list(COLOURS)[rng.integers(len(COLOURS))],
+                "shape": pick(SHAPES, rng),
+                "colour": pick(list(COLOURS), rng),
                 "size": size,
-                "texture": TEXTURES[rng.integers(len(TEXTURES))],
+                "texture": pick(TEXTURES, rng),
             }
             twin = any(all(p[k] == obj[k] for k in ("shape", "colour", "size", "texture")) for p in objects)
             if (allow_held_out or not held_out_pair(obj)) and not twin:  # no twins: every object can be named
                 break
         if size == "large" and obj["texture"] == "solid":  # digits only where they fit and nothing else is drawn
-            obj["text"] = DIGITS[rng.integers(len(DIGITS))]
+            obj["text"] = pick(DIGITS, rng)
         obj.update(row=row, col=col, position=position_name(row, col), box=[x0, y0, x0 + side, y0 + side])
         objects.append(obj)
     return objects
