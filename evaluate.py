@@ -222,6 +222,9 @@ def error_analysis(rows, records, train_records=()):
         ok = pred == normalise(row["answer"])
         o, named = asked_about(row["question"], objects) if t != "count" else (None, None)
         cols = ["1 object" if len(objects) == 1 else "2+ objects"]
+        if t == "absent" and row["answer"] == Q.NOTHING:  # an empty cell, or an object by a description none fits?
+            cols += ["'nothing' asked by " + ("place" if any(f" {Q.at(p)}" in row["question"] for p in R.POSITIONS)
+                                              else "description")]
         if o is not None:  # compositional: is a red circle harder than a striped one?
             cols += [f"unseen {k}-shape pair" for k in R.unseen_pairs(o)]
         if len(objects) > 1:  # binding: which object is meant matters only where there is a choice

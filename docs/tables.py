@@ -219,21 +219,40 @@ COMPOSITIONAL_VARIANTS = [("main job: 2 shortcuts, one fusion", "main"), ("2 sho
                           ("2 shortcuts, a fusion each; a main level blind to colour and texture", "blind_own")]
 
 
-def table_fusions(seeds=(1, 2, 3), cols=("compositional", "overall", "absent", "2+ objects", "paraphrase")):
-    """The main job's recipe with other shortcuts and fusions, on the same stage-0 ViTs (paired by seed)."""
+def table_variants(variants, seeds, note, cols=("compositional", "overall", "absent", "2+ objects", "paraphrase")):
+    """Variants of one recipe on the same stage-0 ViTs (paired by seed), a row each; note(seeds): the footnote."""
     lines = [row(["variant", f"compositional, seeds {' / '.join(map(str, seeds))}"] + [COLUMN_NAMES.get(c, c) for c in cols]),
              row(["---"] * (2 + len(cols)))]
-    for name, prefix in COMPOSITIONAL_VARIANTS:
+    for name, prefix in variants:
         h = [headline(family(prefix)[s]) for s in seeds]
         lines.append(row([name, " / ".join(f3(x["compositional"]) for x in h)] + [pm([x[c] for x in h]) for c in cols]))
+    return lines + ["", note(seeds)]
+
+
+def fusions_note(seeds):
     r = family("d4own")[seeds[0]]
     q, b = family("d4own_shapecrops")[seeds[0]], family("blind_own")[seeds[0]]
-    return lines + ["", f"From results/main_s*.json, own_s*.json, d4own_s*.json, d4own_shapecrops_s*.json and "
-                        f"blind_own_s*.json: for seed {seeds[0]}, `{r['run']['command']}` (commit {r['run']['commit']}; "
-                        f"`--vit_init`: the stage-0 ViT of main_s{seeds[0]}, so these variants read the same ViT), and "
-                        f"without `--density=4` for own_s{seeds[0]}; with a stage 0 of their own, "
-                        f"`{q['run']['command']}` (commit {q['run']['commit']}) and `{b['run']['command']}` (commit "
-                        f"{b['run']['commit']}); the other seeds likewise."]
+    return (f"From results/main_s*.json, own_s*.json, d4own_s*.json, d4own_shapecrops_s*.json and "
+            f"blind_own_s*.json: for seed {seeds[0]}, `{r['run']['command']}` (commit {r['run']['commit']}; "
+            f"`--vit_init`: the stage-0 ViT of main_s{seeds[0]}, so these variants read the same ViT), and "
+            f"without `--density=4` for own_s{seeds[0]}; with a stage 0 of their own, "
+            f"`{q['run']['command']}` (commit {q['run']['commit']}) and `{b['run']['command']}` (commit "
+            f"{b['run']['commit']}); the other seeds likewise.")
+
+
+BLIND_VARIANTS = [("4 shortcuts, U order (config/blind_main.py)", "blind_main"),
+                  ("4 shortcuts, parallel order", "blind_parallel4"), ("2 shortcuts, parallel order", "blind_parallel2"),
+                  ("blocks 1 and 0 only, before layers 1 and 2", "blind_detail"),
+                  ("4 shortcuts, U order; two 'nothing there' questions a scene", "blind_absent2")]
+
+
+def blind_note(seeds):
+    cmds = [f"`{family(prefix)[seeds[0]]['run']['command']}`" for _, prefix in BLIND_VARIANTS[1:]]
+    r = family(BLIND_VARIANTS[1][1])[seeds[0]]["run"]
+    return (f"From results/blind_main_s*.json and " + ", ".join(f"{p}_s*.json" for _, p in BLIND_VARIANTS[1:]) +
+            f": for seed {seeds[0]}, " + ", ".join(cmds) + f" (commit {r['commit']}, {r['threads']} thread each; "
+            f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row reads the same ViT); "
+            f"the other seeds likewise.")
 
 
 def table_busy():
@@ -253,7 +272,7 @@ def table_busy():
 
 
 TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
-          "blind_main": lambda: table_seeds("blind_main"),
+          "blind_main": lambda: table_seeds("blind_main"), "blind_absent2": lambda: table_seeds("blind_absent2"),
           "bench": table_bench, "busy": table_busy, "probes": table_probes,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
           "natural_2000": lambda: table_experiments("natural_2000"),
@@ -261,7 +280,8 @@ TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_se
           "probes_natural": lambda: table_probes(("probe_main", "probe_natural"),
                                                  ("low/colour", "crops/colour", "crops/texture")),
           "natural_llm": table_llm, "silhouettes": table_silhouettes,
-          "unseen_pairs": table_unseen_pairs, "fusions": table_fusions,
+          "unseen_pairs": table_unseen_pairs, "fusions": lambda: table_variants(COMPOSITIONAL_VARIANTS, (1, 2, 3), fusions_note),
+          "blind_variants": lambda: table_variants(BLIND_VARIANTS, (1, 2, 4), blind_note),
           "probes_compositional": lambda: table_probes(("probe_compositional", "probe_compositional_fit"),
                                                        ("low/shape", "crops/shape"))}
 
@@ -281,7 +301,7 @@ def values():
                 out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
                 out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
-    for prefix in ("main", "quicklab", "blind_main"):
+    for prefix in ("main", "quicklab", "blind_main", "blind_absent2"):
         runs = family(prefix)
         if runs:
             ov = [r["vqa"]["overall"] for r in runs.values()]

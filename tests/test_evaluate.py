@@ -58,6 +58,18 @@ def test_scenes_are_split_by_whether_training_has_the_same_objects(scenes):
     assert "2+, the same objects in a training scene 1.000 (n=1)" in format_errors(error_analysis(rows, scenes, [moved]))
 
 
+def test_nothing_there_is_split_by_whether_it_names_an_empty_place_or_a_description():
+    recs = make_split("val", 100, max_objects=2, question_types=["absent"])[2]
+    where = lambda q: bool(set(re.findall(r"[a-z]+", q)) & {"top", "middle", "bottom", "left", "centre", "right"})
+    rows = [dict(scene=i, type="absent", question=q["question"], answer=q["answer"],
+                 pred="nothing" if where(q["question"]) else "red") for i, r in enumerate(recs) for q in r["qa"]]
+    acc = error_analysis(rows, recs)["accuracy"]["absent"]
+    place, desc = acc["'nothing' asked by place"], acc["'nothing' asked by description"]
+    assert place[0] == 1.0 and desc[0] == 0.0 and min(place[1], desc[1]) >= 10  # right only where a place is named
+    assert place[1] + desc[1] == sum(r["answer"] == "nothing" for r in rows)
+    assert "'nothing' asked by place 1.000" in format_errors(error_analysis(rows, recs))
+
+
 def test_script_scores_a_checkpoint_and_shows_its_errors(trained):
     code, out, err = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4")
     seen, out_train, err_train = run("evaluate.py", f"--out_dir={trained / 'out'}", "--limit=4", "--split=train")
