@@ -243,7 +243,8 @@ def fusions_note(seeds):
 BLIND_VARIANTS = [("4 shortcuts, U order (config/blind_main.py)", "blind_main"),
                   ("4 shortcuts, parallel order", "blind_parallel4"), ("2 shortcuts, parallel order", "blind_parallel2"),
                   ("blocks 1 and 0 only, before layers 1 and 2", "blind_detail"),
-                  ("4 shortcuts, U order; two 'nothing there' questions a scene", "blind_absent2")]
+                  ("4 shortcuts, U order; two 'nothing there' questions a scene", "blind_absent2"),
+                  ("the same on the ViTs of blind_own: the invariance term on every view", "blind_whole_absent2")]
 
 
 def blind_note(seeds):
@@ -251,8 +252,8 @@ def blind_note(seeds):
     r = family(BLIND_VARIANTS[1][1])[seeds[0]]["run"]
     return (f"From results/blind_main_s*.json and " + ", ".join(f"{p}_s*.json" for _, p in BLIND_VARIANTS[1:]) +
             f": for seed {seeds[0]}, " + ", ".join(cmds) + f" (commit {r['commit']}, {r['threads']} thread each; "
-            f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row reads the same ViT); "
-            f"the other seeds likewise.")
+            f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row but the last reads the same ViT; "
+            f"the last reads that of blind_own_s{seeds[0]}, which ran as out/inv_s{seeds[0]}); the other seeds likewise.")
 
 
 def table_busy():
@@ -272,7 +273,7 @@ def table_busy():
 
 
 TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
-          "blind_main": lambda: table_seeds("blind_main"), "blind_absent2": lambda: table_seeds("blind_absent2"),
+          "blind_main": lambda: table_seeds("blind_main"),
           "bench": table_bench, "busy": table_busy, "probes": table_probes,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
           "natural_2000": lambda: table_experiments("natural_2000"),
