@@ -244,6 +244,7 @@ BLIND_VARIANTS = [("4 shortcuts, U order (config/blind_main.py)", "blind_main"),
                   ("4 shortcuts, parallel order", "blind_parallel4"), ("2 shortcuts, parallel order", "blind_parallel2"),
                   ("blocks 1 and 0 only, before layers 1 and 2", "blind_detail"),
                   ("4 shortcuts, U order; two 'nothing there' questions a scene", "blind_absent2"),
+                  ("the same, 3400 text steps", "blind_absent2_3400"),
                   ("the same on the ViTs of blind_own: the invariance term on every view", "blind_whole_absent2")]
 
 
