@@ -245,7 +245,8 @@ BLIND_VARIANTS = [("4 shortcuts, U order (config/blind_main.py)", "blind_main"),
                   ("blocks 1 and 0 only, before layers 1 and 2", "blind_detail"),
                   ("4 shortcuts, U order; two 'nothing there' questions a scene", "blind_absent2"),
                   ("the same, 3400 text steps", "blind_absent2_3400"),
-                  ("the same on the ViTs of blind_own: the invariance term on every view", "blind_whole_absent2")]
+                  ("the same on the ViTs of blind_own: the invariance term on every view", "blind_whole_absent2"),
+                  ("the same, 3000 text steps", "blind_whole_absent2_3000")]
 
 
 def blind_note(seeds):
@@ -253,8 +254,8 @@ def blind_note(seeds):
     r = family(BLIND_VARIANTS[1][1])[seeds[0]]["run"]
     return (f"From results/blind_main_s*.json and " + ", ".join(f"{p}_s*.json" for _, p in BLIND_VARIANTS[1:]) +
             f": for seed {seeds[0]}, " + ", ".join(cmds) + f" (commit {r['commit']}, {r['threads']} thread each; "
-            f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row but the last reads the same ViT; "
-            f"the last reads that of blind_own_s{seeds[0]}, which ran as out/inv_s{seeds[0]}); the other seeds likewise.")
+            f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row but the last two reads the same ViT; "
+            f"those read that of blind_own_s{seeds[0]}, which ran as out/inv_s{seeds[0]}); the other seeds likewise.")
 
 
 def table_busy():
