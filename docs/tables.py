@@ -81,6 +81,13 @@ def headline(r):
             "caption F1": r.get("caption_f1")}
 
 
+def meets_targets(h):
+    """A seed worth asking, the targets docs/FINDINGS.md holds every seed to: overall >= .93, every type
+    and 2+ objects >= .85, the held-out wordings (paraphrase) within .05 of the templates."""
+    return (h["overall"] >= .93 and min(h[t] for t in TYPES) >= .85 and h.get("2+ objects", 1) >= .85
+            and abs(h["overall"] - h["paraphrase"]) <= .05)
+
+
 def made(r):
     run = r["run"]
     return f"`{run['command']}` at commit {run['commit']}, {run['threads']} thread(s), {run['machine']}"
@@ -103,7 +110,8 @@ def table_main():
     return lines + ["", f"From results/main.json: {made(r)}, {minutes(r['run']['seconds'])} wall, data generation included."]
 
 
-def table_seeds(prefix="main"):
+def table_seeds(prefix="main", note=None):
+    """A row per seed of one recipe; note(runs): the footnote, if the seeds did not all run one way."""
     runs = family(prefix)
     if not runs:
         raise FileNotFoundError(f"no results/{prefix}_s*.json: see results/README.md for the command")
@@ -117,8 +125,8 @@ def table_seeds(prefix="main"):
               for s, h in per.items()]
     lines += [row(["mean ± sd", ""] + [pm([h[c] for h in per.values()]) for c in cols] + [""])]
     first = load(prefix) if os.path.exists(os.path.join(RESULTS, prefix + ".json")) else runs[min(runs)]
-    return lines + ["", f"From results/{prefix}*.json: {made(first)}; for the other seeds the same command with "
-                        "`--seed=S` and an out_dir of its own (results/README.md), with the threads of the column."]
+    return lines + ["", note(runs) if note else f"From results/{prefix}*.json: {made(first)}; for the other seeds the "
+                    "same command with `--seed=S` and an out_dir of its own (results/README.md), with the threads of the column."]
 
 
 def table_experiments(name):
@@ -250,12 +258,24 @@ BLIND_VARIANTS = [("4 shortcuts, U order (config/blind_main.py)", "blind_main"),
 
 
 def blind_note(seeds):
-    cmds = [f"`{family(prefix)[seeds[0]]['run']['command']}`" for _, prefix in BLIND_VARIANTS[1:]]
-    r = family(BLIND_VARIANTS[1][1])[seeds[0]]["run"]
+    runs = [family(prefix)[seeds[0]]["run"] for _, prefix in BLIND_VARIANTS[1:]]
+    cmds, r = [f"`{run['command']}`" for run in runs], runs[0]
     return (f"From results/blind_main_s*.json and " + ", ".join(f"{p}_s*.json" for _, p in BLIND_VARIANTS[1:]) +
             f": for seed {seeds[0]}, " + ", ".join(cmds) + f" (commit {r['commit']}, {r['threads']} thread each; "
             f"`--vit_init`: the stage-0 ViT of blind_main_s{seeds[0]}, so every row but the last two reads the same ViT; "
             f"those read that of blind_own_s{seeds[0]}, which ran as out/inv_s{seeds[0]}); the other seeds likewise.")
+
+
+def attributes_note(runs):
+    """config/attributes.py's seeds: some ran their text stages on a stage-0 ViT made before (blind_own_sS)."""
+    reused = [s for s, r in runs.items() if r["run"]["config"]["vit_init"]]
+    whole = [s for s in runs if s not in reused]
+    one, other = runs[reused[0]]["run"], runs[whole[0]]["run"]
+    return (f"From results/blind_whole_absent2*.json. Seeds {', '.join(map(str, reused))}: the text stages only, "
+            f"on the stage-0 ViT of blind_own_sS (the same stage-0 settings; results/README.md), e.g. `{one['command']}` "
+            f"(commit {one['commit']}); seeds {', '.join(map(str, whole))}: whole runs with a stage 0 of their own, "
+            f"e.g. `{other['command']}` (commit {other['commit']}). Today's command for a seed: "
+            "`python train.py config/attributes.py --seed=S`; threads as in the column.")
 
 
 def table_busy():
@@ -276,6 +296,7 @@ def table_busy():
 
 TABLES = {"main": table_main, "seeds": table_seeds, "quicklab": lambda: table_seeds("quicklab"),
           "blind_main": lambda: table_seeds("blind_main"),
+          "attributes": lambda: table_seeds("blind_whole_absent2", attributes_note),
           "bench": table_bench, "busy": table_busy, "probes": table_probes,
           "detail": lambda: table_experiments("detail"), "default": lambda: table_experiments("default"),
           "natural_2000": lambda: table_experiments("natural_2000"),
@@ -304,7 +325,7 @@ def values():
                 out.update({f"{name}.{v['name']}.{t}": f3(m) for t, (m, s) in v["acc"].items()})
                 out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
-    for prefix in ("main", "quicklab", "blind_main", "blind_absent2"):
+    for prefix in ("main", "quicklab", "blind_main", "blind_absent2", "blind_whole_absent2", "blind_fast"):
         runs = family(prefix)
         if runs:
             ov = [r["vqa"]["overall"] for r in runs.values()]
@@ -314,6 +335,10 @@ def values():
             comp = [r["compositional"]["overall"] for r in runs.values()]
             out[f"{prefix}_seeds.compositional"] = f"{f3(min(comp))}-{f3(max(comp))}"
             out[f"{prefix}_seeds.compositional_pm"] = pm(comp)
+            good = [meets_targets(headline(r)) for r in runs.values()]
+            out[f"{prefix}_seeds.good"] = f"{sum(good)} of {len(good)}"
+            if os.path.exists(os.path.join(RESULTS, prefix + ".json")):
+                out[f"{prefix}.time"] = minutes(load(prefix)["run"]["seconds"])
             absent = [headline(r)["absent"] for r in runs.values()]
             if None not in absent:
                 out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"

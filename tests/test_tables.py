@@ -76,3 +76,10 @@ def test_a_setting_added_since_counts_only_away_from_its_default(results_copy):
     assert tables.problems() == []  # the main job's vit_crops (0.5) is train.py's default
     edit(results_copy / "main.json", lambda r: r["run"]["config"].pop("patch_size"))
     assert any("main.json: settings differ" in p and "patch_size" in p for p in tables.problems())  # 8, not 4
+
+
+def test_a_seed_meets_its_targets_only_when_every_one_holds():
+    h = {**{t: .95 for t in tables.TYPES}, "overall": .95, "2+ objects": .90, "paraphrase": .94}
+    assert tables.meets_targets(h)
+    for change in ({"position": .84}, {"overall": .92}, {"2+ objects": .84}, {"paraphrase": .89}):
+        assert not tables.meets_targets({**h, **change}), change
