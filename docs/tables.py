@@ -317,7 +317,6 @@ def values():
         r = load("main")
         out.update({f"main.{k.replace('2+ objects', 'two').replace('1 object', 'one').replace('caption F1', 'f1')}": f3(v)
                     for k, v in headline(r).items()})
-        out["main.time"] = minutes(r["run"]["seconds"])
     # experiments.py sweeps: <name>.<variant>.<type>, the mean over seeds
     for name in ("detail", "default", "natural_2000", "natural_5000"):
         if os.path.exists(os.path.join(RESULTS, name + ".json")):
