@@ -83,7 +83,7 @@ vit_crop_targets = ["shape", "colour", "texture"]     # ... and on crops (a crop
 vit_crops = 0.5         # share of stage-0 views that are high-res crops (the rest: low views)
 vit_detail_level = None  # ViT block the colour/texture heads read; None = the main level (stage0.py)
 vit_invariance, vit_invariance_share = 0.0, 1.0  # weight of the main level's colour/texture invariance term, share of views it is asked on (stage0.py)
-vit_recolour_held_out = True  # the invariance partner may recolour an object into a held-out pair (a red circle); False: never
+vit_recolour_held_out, vit_partner_grad = True, True  # the partner may recolour into a held-out pair (a red circle; False: never); False: the partner a fixed target (stage0.py)
 vit_adversary = 0.0     # weight of the main level's colour/texture confusion term (stage0.py)
 vit_silhouettes = 0.0   # share of stage-0 views drawn as flat grey outlines, asked shape and place only (stage0.py)
 vit_mask = 0.25         # own data (no scene graph): share of low-view tokens the label-free stage 0 blanks
@@ -298,7 +298,7 @@ def run_stage(stage, net, groups, iters, bsz, batch_loss, ckpt_path, flops_per_s
 label_free = ds.train.masks is None  # your own data: no scene graph, so stage 0 predicts pixels (stage0.py)
 stage0 = (PixelStage0(model.vit, main_level, vit_mask) if label_free else
           Stage0(model.vit, vit_targets + vit_crop_targets, main_level, vit_detail_level, vit_invariance,
-                 vit_adversary, vit_silhouettes, vit_recolour_held_out, vit_invariance_share)).to(device)
+                 vit_adversary, vit_silhouettes, vit_recolour_held_out, vit_invariance_share, vit_partner_grad)).to(device)
 heads = stage0.heads
 resume = None
 ckpt_path, vit_path = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "vit.pt")

@@ -102,6 +102,31 @@ def test_invariance_share_partners_the_first_views_only(scenes):
     assert net.forward(x, y, partner=every[:4])[1] > base
 
 
+def test_a_fixed_partner_gets_no_gradient():
+    """partner_grad=False (train.py's vit_partner_grad): the same loss, but the gradient is the one of
+    a partner computed apart, without a graph; with partner_grad=True the partner's pass adds its own."""
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=16, image_size=32, patch_size=8))
+    x, partner = torch.rand(6, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    y = {"shape": torch.randint(0, 5, (6, 16))}
+    grads, losses = {}, {}
+    for grad in (True, False):
+        torch.manual_seed(1)  # the same heads
+        net = Stage0(vit, ["shape"], main_level=-1, invariance=1.0, partner_grad=grad)
+        vit.zero_grad()
+        losses[grad] = net(x, y, partner)[1]
+        losses[grad].backward()
+        grads[grad] = vit.patch_embed.weight.grad.clone()
+    with torch.no_grad():
+        target = vit(partner)[-1]                                           # the partner, apart
+    net.zero_grad()
+    main = vit(x)[-1]
+    (net(x, y)[1] + ((main[:3] - target).pow(2) / main.detach().var(dim=(0, 1))).mean()).backward()
+    assert torch.allclose(losses[True], losses[False])
+    assert torch.allclose(grads[False], vit.patch_embed.weight.grad, atol=1e-6)
+    assert not torch.allclose(grads[True], grads[False], atol=1e-6)
+
+
 def test_targets_per_view(scenes):
     images, masks, records = scenes
     t = view_targets(masks, records, 8, ["shape", "cell", "centre"], ["shape", "colour"])
