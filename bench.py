@@ -15,9 +15,8 @@ import torch
 
 from checkpoint import check_result_path, exit_in_one_line, provenance, write_json
 from configurator import check_ranges, configure_or_exit
-from evaluate import measure_peak_flops
 from llm import GPTConfig
-from machine import use_threads
+from machine import measure_peak_flops, use_threads
 from sparsecut import SparseCut, SparseCutConfig
 from vit import ViTConfig
 

@@ -155,26 +155,6 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def measure_peak_flops(device, m, n, seconds=0.2):
-    """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
-    On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
-    four timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
-    cuda = str(device).startswith("cuda")
-    dtype = torch.bfloat16 if cuda else torch.float32
-    a = torch.randn(m, n, device=device, dtype=dtype)
-    b = torch.randn(n, 4 * n, device=device, dtype=dtype)
-    best = 0.0
-    for _ in range(4):
-        reps, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            a @ b
-            if cuda:
-                torch.cuda.synchronize()
-            reps += 1
-        best = max(best, 2 * m * n * 4 * n * reps / (time.perf_counter() - t0))
-    return best
-
-
 # -----------------------------------------------------------------------------
 # where the answers go wrong (shapes data: every question is about a scene graph)
 

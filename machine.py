@@ -10,7 +10,7 @@ cores other programs keep busy, read from /proc/stat over a quarter of a second.
 OMP_NUM_THREADS decide instead. Threads change how sums are rounded: the same seed, machine and
 thread count give the same numbers, so a resumed run goes on with the count it started with.
 
-MFU. The peak is measured once at start (evaluate.measure_peak_flops); a busy start reads it low,
+MFU. The peak is measured once at start (measure_peak_flops); a busy start reads it low,
 and MFU then read 628%. So a step that beats it measures it again (Peak.mfu), and MFU never reads
 above 100%.
 """
@@ -20,7 +20,25 @@ import time
 
 import torch
 
-from evaluate import measure_peak_flops
+
+def measure_peak_flops(device, m, n, seconds=0.2):
+    """This machine's matmul throughput at the model's dominant shape, (m x n) @ (n x 4n), in FLOP/s.
+    On CUDA, bf16 as training uses it. MFU = the model's FLOPs per second / this. The best of
+    four timings of at least `seconds` each: the first runs pay for warm-up, and machines are noisy."""
+    cuda = str(device).startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    a = torch.randn(m, n, device=device, dtype=dtype)
+    b = torch.randn(n, 4 * n, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(4):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            if cuda:
+                torch.cuda.synchronize()
+            reps += 1
+        best = max(best, 2 * m * n * 4 * n * reps / (time.perf_counter() - t0))
+    return best
 
 
 def cpu_times(path="/proc/stat"):
