@@ -132,16 +132,18 @@ def claim_out_dir(out_dir, new_run):
     made = not os.path.isdir(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
-        lock = open(os.path.join(out_dir, ".lock"), "w")
+        lock = open(os.path.join(out_dir, ".lock"), "a")  # not "w": Windows refuses to truncate a locked file
     except OSError as e:  # a read-only disk, a full one
         raise ValueError(f"out_dir={out_dir!r} cannot be written ({e.strerror}: {e.filename}): "
                          f"give a folder you can write") from None
     try:
-        import fcntl  # POSIX; Windows has none, and there nothing stops two runs on one folder
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:
-        pass
-    except BlockingIOError:
+        if os.name == "nt":  # Windows has no flock: a lock on the file's first byte, released at exit too
+            import msvcrt
+            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):  # held (PermissionError: Windows's EACCES)
         lock.close()
         raise ValueError(f"another train.py is running in out_dir={out_dir}: wait for it, or use another --out_dir") from None
     if made:

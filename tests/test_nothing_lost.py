@@ -245,6 +245,30 @@ def test_claim_out_dir(tmp_path, monkeypatch):
         claim_out_dir(str(tmp_path / "new"), new_run=True)
 
 
+def test_claim_out_dir_on_windows_locks_with_msvcrt(tmp_path, monkeypatch):
+    """Windows has no fcntl: the lock is msvcrt's, on the first byte of out_dir/.lock, and a held one
+    (msvcrt raises EACCES) is the same one-line refusal. msvcrt stands in here as Windows behaves."""
+    import errno
+    import sys
+    import types
+    from checkpoint import claim_out_dir
+    held = set()
+
+    def locking(fd, mode, nbytes):
+        key = os.fstat(fd).st_ino
+        if key in held:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        held.add(key)
+    monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(locking=locking, LK_NBLCK=2))
+    monkeypatch.setattr(os, "name", "nt")
+    out = str(tmp_path / "out")
+    lock, _ = claim_out_dir(out, new_run=True)
+    assert len(held) == 1
+    with pytest.raises(ValueError, match="another train.py is running"):
+        claim_out_dir(out, new_run=True)
+    lock.close()
+
+
 def test_truncate_log_drops_the_steps_after_the_checkpoint_and_a_cut_line(tmp_path):
     from checkpoint import truncate_log
     log = tmp_path / "log.jsonl"
