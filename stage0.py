@@ -19,6 +19,7 @@ Two switches make the depth of each kind of knowledge a design choice (config/de
   what the term costs (a step with every view partnered costs about twice one without).
   `partner_grad=False` makes the partner a fixed target (no gradient through its pass, as in SimSiam's
   stop-gradient): only the view's tokens move towards it, and its backward pass is skipped (a step ~20% cheaper).
+  The main level then keeps much of its colour, and compositional falls (docs/FINDINGS.md).
 - `silhouettes`: share of views in which every object is one flat grey (no colour, texture or
   digit), with the shape and where targets only: shape then has to be read from the outline, not
   from the colour or texture it came with in training (the held-out pairs of the compositional split).
