@@ -325,7 +325,7 @@ def values():
                 out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
     for prefix in ("main", "quicklab", "blind_main", "blind_absent2", "blind_whole_absent2", "blind_fast", "blind_whole2400",
-                   "blind_sg", "blind_sg2800"):
+                   "blind_sg", "blind_sg2800", "blind_lr4_3000", "blind_fast3000"):
         runs = family(prefix)
         if runs:
             ov = [r["vqa"]["overall"] for r in runs.values()]
