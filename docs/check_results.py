@@ -27,6 +27,12 @@ PROBED = {"probe_main.json": "python train.py",  # the run whose ViT each probe 
 PROBED.update({f"probe_comp_base_s{s}.json": "python train.py --vit_iters=2400" for s in range(3)})  # stage 0 before 4800
 PROBED.update({f"probe_comp_sil_s{s}.json": "python train.py --vit_iters=2400 --vit_silhouettes=0.5" for s in range(3)})
 PROBED.update({f"probe_comp_it{n}_s{s}.json": f"python train.py --vit_iters={n}" for n in (1200, 4800) for s in range(3)})
+BLIND = "python train.py --vit_detail_level=1 --vit_invariance=30 --vit_targets=['shape','cell','centre','colour'] --vit_recolour_held_out=False"
+PROBED.update({"probe_blind_own_s1.json": BLIND + " --shared_fusion=False",  # a main level blind to colour, and ways to it
+               "probe_blind_main_s1.json": "python train.py config/blind_main.py",
+               "probe_adversary_s1.json": "python train.py config/attributes.py --vit_invariance=0 --vit_adversary=1.0",
+               "probe_adversary5_s1.json": "python train.py config/attributes.py --vit_invariance=0 --vit_adversary=5.0",
+               "probe_blind_adversary_s1.json": "python train.py config/attributes.py --vit_invariance_share=0.25 --vit_adversary=1.0"})
 LLM_PROBED = ("concat", "sparsecut", "sparsecut_own", "density4_own")  # the natural sweep's models, LLM probed
 flags = lambda overrides: [f"--{k}={x!r}" for k, x in overrides.items()]  # as experiments.py passes a variant's
 PROBED.update({f"probe_natural_llm_{name}.json": " ".join(["python train.py config/natural.py"] + flags(o))

@@ -314,7 +314,8 @@ def values():
                 out.update({f"{name}.{v['name']}.{t}_pm": f"{f3(m)} ± {f3(s)}" for t, (m, s) in v["acc"].items()})
                 out[f"{name}.{v['name']}.two"] = f3(v["two_objects"][0])
     for prefix in ("main", "quicklab", "blind_main", "blind_absent2", "blind_whole_absent2", "blind_fast", "blind_whole2400",
-                   "blind_sg", "blind_sg2800", "blind_lr4_3000", "blind_fast3000"):
+                   "blind_sg", "blind_sg2800", "blind_lr4_3000", "blind_fast3000",
+                   "blind_adversary"):
         runs = family(prefix)
         if runs:
             ov = [r["vqa"]["overall"] for r in runs.values()]
@@ -331,6 +332,11 @@ def values():
             absent = [headline(r)["absent"] for r in runs.values()]
             if None not in absent:
                 out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"
+    for path in sorted(glob.glob(os.path.join(RESULTS, "probe_*.json"))):  # <file>.low_colour ...: the main level's probes
+        r = load(os.path.basename(path)[:-5])
+        if "main_level" in r:
+            out.update({f"{os.path.basename(path)[:-5]}.{k.replace('/', '_')}": f3(p["acc"])
+                        for k, p in r["levels"][str(r["main_level"])].items()})
     for name in ("attributes_text_only",):  # a timing: config/attributes.py's text stage, with no stage 0
         if os.path.exists(os.path.join(RESULTS, name + ".json")):
             out[f"{name}.time"] = minutes(load(name)["run"]["seconds"])
