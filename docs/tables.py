@@ -19,11 +19,9 @@ import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_results import LLM_PROBED, problems  # noqa: E402  (is each result today's?)
+from check_results import LLM_PROBED, RESULTS, problems  # noqa: E402  (is each result today's?)
 
-RESULTS = os.path.join(ROOT, "results")
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 TYPES = ["colour", "shape", "count", "position", "texture"]
 COLUMN_NAMES = {"absent": "nothing there"}  # headline keys as the tables head their columns
@@ -333,9 +331,10 @@ def values():
             if None not in absent:
                 out[f"{prefix}_seeds.absent"] = f"{pm(absent)} (lowest {f3(min(absent))})"
     for path in sorted(glob.glob(os.path.join(RESULTS, "probe_*.json"))):  # <file>.low_colour ...: the main level's probes
-        r = load(os.path.basename(path)[:-5])
+        name = os.path.basename(path)[:-5]
+        r = load(name)
         if "main_level" in r:
-            out.update({f"{os.path.basename(path)[:-5]}.{k.replace('/', '_')}": f3(p["acc"])
+            out.update({f"{name}.{k.replace('/', '_')}": f3(p["acc"])
                         for k, p in r["levels"][str(r["main_level"])].items()})
     for name in ("attributes_text_only",):  # a timing: config/attributes.py's text stage, with no stage 0
         if os.path.exists(os.path.join(RESULTS, name + ".json")):
